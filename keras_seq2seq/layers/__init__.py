@@ -1,0 +1,20 @@
+"""Reusable Transformer layers; each works in any Keras 3 model and round-trips through `.keras` files."""
+
+from keras_seq2seq.layers.add_norm import AddNorm
+from keras_seq2seq.layers.attention_core import MultiHeadAttentionCore, mask_fill_value
+from keras_seq2seq.layers.cross_mha import CrossMHA
+from keras_seq2seq.layers.feed_forward import FeedForward
+from keras_seq2seq.layers.masked_mha import MaskedMHA, causal_mask
+from keras_seq2seq.layers.positional_embedding import PositionalEmbedding, sinusoidal_positions
+
+__all__ = [
+    "AddNorm",
+    "CrossMHA",
+    "FeedForward",
+    "MaskedMHA",
+    "MultiHeadAttentionCore",
+    "PositionalEmbedding",
+    "causal_mask",
+    "mask_fill_value",
+    "sinusoidal_positions",
+]

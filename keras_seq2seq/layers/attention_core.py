@@ -1,0 +1,125 @@
+"""The multi-head scaled dot-product attention shared by `MaskedMHA` and `CrossMHA`."""
+
+import keras
+from keras import ops
+
+
+def mask_fill_value(dtype):
+    """The score given to masked positions, chosen so it stays finite in `dtype`.
+
+    float16 tops out at 65504, so -1e9 would become -inf there and turn a fully
+    masked row into NaN; bfloat16 and float32 share float32's range.
+    """
+    if keras.backend.standardize_dtype(dtype) == "float16":
+        return -3e4
+    return -1e9
+
+
+class MultiHeadAttentionCore(keras.layers.Layer):
+    """Projections-agnostic multi-head attention: splits heads, attends, merges.
+
+    Subclasses create the projections in `build()` and call `attend()` with
+    keys and values already split into heads. Not meant to be used directly.
+
+    Args:
+        num_heads: number of attention heads.
+        head_dim: size of each head; defaults to `d_model // num_heads`.
+        attention_dropout: dropout rate on the attention probabilities.
+        use_bias: whether the projections have biases.
+        kernel_initializer: initializer of the projection kernels.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        head_dim=None,
+        attention_dropout=0.0,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(num_heads, int) or num_heads <= 0:
+            raise ValueError(f"num_heads must be a positive integer, got num_heads={num_heads!r}")
+        if head_dim is not None and (not isinstance(head_dim, int) or head_dim <= 0):
+            raise ValueError(f"head_dim must be a positive integer, got head_dim={head_dim!r}")
+        if not 0.0 <= attention_dropout < 1.0:
+            raise ValueError(
+                f"attention_dropout must be in [0, 1), got attention_dropout={attention_dropout!r}"
+            )
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.attention_dropout = attention_dropout
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.supports_masking = True
+
+    def _resolve_head_dim(self, model_dim):
+        if self.head_dim is not None:
+            return self.head_dim
+        if model_dim % self.num_heads:
+            raise ValueError(
+                f"the input size {model_dim} is not divisible by num_heads={self.num_heads}; "
+                "pass head_dim explicitly"
+            )
+        return model_dim // self.num_heads
+
+    def _dense(self, units, name):
+        return keras.layers.Dense(
+            units,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def _build_core(self, model_dim):
+        """Creates the output projection and attention dropout; returns the head size."""
+        head_dim = self._resolve_head_dim(model_dim)
+        self._inner_dim = self.num_heads * head_dim
+        self._resolved_head_dim = head_dim
+        self._output_dense = self._dense(model_dim, "output")
+        self._output_dense.build((None, None, self._inner_dim))
+        self._dropout = keras.layers.Dropout(self.attention_dropout, dtype=self.dtype_policy)
+        return head_dim
+
+    def split_heads(self, projected):
+        """[batch, length, heads * head_dim] -> [batch, length, heads, head_dim]."""
+        shape = ops.shape(projected)
+        return ops.reshape(
+            projected, (shape[0], shape[1], self.num_heads, self._resolved_head_dim)
+        )
+
+    def attend(self, query, key, value, attention_mask, training=None):
+        """Attention over heads already split; returns (output, attention_probabilities).
+
+        Args:
+            query: [batch, target_len, heads, head_dim].
+            key, value: [batch, source_len, heads, head_dim].
+            attention_mask: boolean, broadcastable to [batch, target_len, source_len];
+                True where the query position may attend the key position.
+        """
+        query = ops.multiply(query, ops.cast(self._resolved_head_dim**-0.5, query.dtype))
+        scores = ops.einsum("bthd,bshd->bhts", query, key)
+        if attention_mask is not None:
+            mask = ops.expand_dims(ops.cast(attention_mask, "bool"), axis=1)
+            scores = ops.where(mask, scores, ops.cast(mask_fill_value(scores.dtype), scores.dtype))
+        probabilities = ops.softmax(scores, axis=-1)
+        dropped = self._dropout(probabilities, training=training)
+        context = ops.einsum("bhts,bshd->bthd", dropped, value)
+        shape = ops.shape(context)
+        context = ops.reshape(context, (shape[0], shape[1], self._inner_dim))
+        return self._output_dense(context), probabilities
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "head_dim": self.head_dim,
+                "attention_dropout": self.attention_dropout,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

@@ -1,0 +1,104 @@
+"""Encoder-decoder (cross) multi-head attention."""
+
+import keras
+from keras import ops
+
+from keras_seq2seq.layers.attention_core import MultiHeadAttentionCore
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class CrossMHA(MultiHeadAttentionCore):
+    """Multi-head attention from a decoder stream to an encoder output.
+
+    The query is projected from the decoder stream; keys and values are projected
+    from the encoder output, honouring the source padding mask. Since the encoder
+    output does not change while decoding, `compute_key_value()` projects it once
+    and the result is passed to every later call as `key_value`.
+
+    Args:
+        num_heads: number of attention heads.
+        head_dim: size of each head; defaults to `d_model // num_heads`.
+        key_value_dim: last dimension of the encoder output; defaults to the query's.
+        attention_dropout: dropout rate on the attention probabilities.
+        use_bias: whether the projections have biases.
+        kernel_initializer: initializer of the projection kernels.
+
+    Call arguments:
+        query: [batch, target_length, d_model], the decoder stream.
+        encoder_output: [batch, source_length, key_value_dim]; not needed when
+            `key_value` is given.
+        encoder_padding_mask: boolean [batch, source_length], True for real tokens.
+        key_value: the result of `compute_key_value(encoder_output)`.
+        return_attention_scores: also return [batch, heads, target_length, source_length].
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = CrossMHA(num_heads=2)
+    >>> decoder_stream = np.zeros((1, 3, 8), "float32")
+    >>> encoder_output = np.ones((1, 5, 8), "float32")
+    >>> layer(decoder_stream, encoder_output).shape
+    (1, 3, 8)
+
+    References:
+        Vaswani et al., "Attention Is All You Need", 2017 (section 3.2.3).
+    """
+
+    def __init__(self, num_heads, key_value_dim=None, **kwargs):
+        super().__init__(num_heads, **kwargs)
+        if key_value_dim is not None and (not isinstance(key_value_dim, int) or key_value_dim <= 0):
+            raise ValueError(
+                f"key_value_dim must be a positive integer, got key_value_dim={key_value_dim!r}"
+            )
+        self.key_value_dim = key_value_dim
+
+    def build(self, query_shape):
+        model_dim = query_shape[-1]
+        head_dim = self._build_core(model_dim)
+        inner_dim = self.num_heads * head_dim
+        self._query_dense = self._dense(inner_dim, "query")
+        self._query_dense.build(query_shape)
+        # Keys and values come from one projection of the encoder output.
+        self._key_value_dense = self._dense(2 * inner_dim, "key_value")
+        self._key_value_dense.build((None, None, self.key_value_dim or model_dim))
+        self.built = True
+
+    def compute_key_value(self, encoder_output):
+        """Projects the encoder output once: [batch, 2, source_length, heads, head_dim]."""
+        key, value = ops.split(self._key_value_dense(encoder_output), 2, axis=-1)
+        return ops.stack([self.split_heads(key), self.split_heads(value)], axis=1)
+
+    def call(
+        self,
+        query,
+        encoder_output=None,
+        encoder_padding_mask=None,
+        key_value=None,
+        training=None,
+        return_attention_scores=False,
+    ):
+        if key_value is None:
+            if encoder_output is None:
+                raise ValueError("CrossMHA needs either encoder_output or key_value")
+            key_value = self.compute_key_value(encoder_output)
+        attention_mask = None
+        if encoder_padding_mask is not None:
+            attention_mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)
+        output, probabilities = self.attend(
+            self.split_heads(self._query_dense(query)),
+            key_value[:, 0],
+            key_value[:, 1],
+            attention_mask,
+            training=training,
+        )
+        if return_attention_scores:
+            return output, probabilities
+        return output
+
+    def compute_mask(self, query, mask=None):
+        return mask
+
+    def get_config(self):
+        config = super().get_config()
+        config["key_value_dim"] = self.key_value_dim
+        return config
