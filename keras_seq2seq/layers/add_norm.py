@@ -34,7 +34,7 @@ class AddNorm(keras.layers.Layer):
         self.epsilon = epsilon
         self.supports_masking = True
 
-    def build(self, residual_shape):
+    def build(self, residual_shape, sublayer_output_shape=None):
         self._dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self._layer_norm = keras.layers.LayerNormalization(
             epsilon=self.epsilon, dtype=self.dtype_policy, name="layer_norm"
@@ -45,7 +45,7 @@ class AddNorm(keras.layers.Layer):
     def call(self, residual, sublayer_output, training=None):
         return self._layer_norm(residual + self._dropout(sublayer_output, training=training))
 
-    def compute_output_shape(self, residual_shape):
+    def compute_output_shape(self, residual_shape, sublayer_output_shape=None):
         return residual_shape
 
     def compute_mask(self, residual, sublayer_output=None, mask=None):

@@ -52,19 +52,22 @@ class CrossMHA(MultiHeadAttentionCore):
             )
         self.key_value_dim = key_value_dim
 
-    def build(self, query_shape):
+    def build(self, query_shape, encoder_output_shape=None):
         model_dim = query_shape[-1]
+        key_value_dim = self.key_value_dim or (encoder_output_shape or query_shape)[-1]
         head_dim = self._build_core(model_dim)
         inner_dim = self.num_heads * head_dim
         self._query_dense = self._dense(inner_dim, "query")
         self._query_dense.build(query_shape)
         # Keys and values come from one projection of the encoder output.
         self._key_value_dense = self._dense(2 * inner_dim, "key_value")
-        self._key_value_dense.build((None, None, self.key_value_dim or model_dim))
+        self._key_value_dense.build((None, None, key_value_dim))
         self.built = True
 
     def compute_key_value(self, encoder_output):
         """Projects the encoder output once: [batch, 2, source_length, heads, head_dim]."""
+        if not self.built:
+            self.build(encoder_output.shape, encoder_output.shape)  # query width defaults to the encoder's
         key, value = ops.split(self._key_value_dense(encoder_output), 2, axis=-1)
         return ops.stack([self.split_heads(key), self.split_heads(value)], axis=1)
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Set up the project's virtual environment, then run the main job or the tests.
+
+    python3 dev.py main    # set up, then train -> evaluate -> export -> translate (training/main_job.py)
+    python3 dev.py test    # set up, then run the test suite
+    python3 dev.py bench   # set up (with the `bench` extra), then run the benchmarks
+
+Needs nothing but Python 3.11: the environment goes to .venv/ inside the repository and is
+reinstalled only when pyproject.toml changes.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+
+
+def ensure_environment(extras):
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"keras-seq2seq needs Python 3.11, this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        print(f"creating the virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pyproject = (ROOT / "pyproject.toml").read_bytes()
+    stamp = VENV / f".installed-{extras}"
+    digest = hashlib.sha256(pyproject).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print(f"installing keras-seq2seq[{extras}] and its dependencies (first run: a few minutes)", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[{extras}]"], check=True)
+    stamp.write_text(digest)
+
+
+def run(args):
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=env).returncode
+
+
+def main(argv):
+    command = argv[0] if argv else "main"
+    rest = argv[1:]
+    if command == "test":
+        ensure_environment("dev")
+        return run(["-m", "pytest", "-q", *rest])
+    if command == "main":
+        ensure_environment("dev")
+        return run([str(ROOT / "training" / "main_job.py"), *rest])
+    if command == "bench":
+        ensure_environment("dev,bench")
+        return run([str(ROOT / "benchmarks" / "run_all.py"), *rest])
+    sys.exit(f"unknown command {command!r}: use main, test or bench")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,85 @@
+"""Subword tokenizers: SentencePiece trained on the training split, run in-graph by keras-hub.
+
+The reserved ids are fixed for every tokenizer of the project, so the model, the
+data pipeline and the exported Translator agree on them: `[PAD]`=0, `[UNK]`=1,
+`[START]`=2, `[END]`=3.
+"""
+
+import io
+from pathlib import Path
+
+PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
+RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]")
+
+
+def train_sentencepiece(
+    texts,
+    vocabulary_size,
+    model_type="unigram",
+    lowercase=False,
+    character_coverage=0.9995,
+    max_sentences=2_000_000,
+):
+    """Trains a SentencePiece model on `texts`; returns its serialized proto (bytes).
+
+    Normalization is NFKC (which also turns no-break spaces into spaces), with case
+    folding when `lowercase`. Characters outside `character_coverage` of the text,
+    and any character never seen, become `[UNK]`.
+    """
+    import sentencepiece
+
+    if vocabulary_size <= len(RESERVED_TOKENS):
+        raise ValueError(f"vocabulary_size must exceed 4, got vocabulary_size={vocabulary_size!r}")
+    if model_type not in ("unigram", "bpe"):
+        raise ValueError(f"model_type must be 'unigram' or 'bpe', got model_type={model_type!r}")
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_writer=model,
+        vocab_size=vocabulary_size,
+        model_type=model_type,
+        character_coverage=character_coverage,
+        normalization_rule_name="nmt_nfkc_cf" if lowercase else "nmt_nfkc",
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=START_ID,
+        eos_id=END_ID,
+        pad_piece=RESERVED_TOKENS[PAD_ID],
+        unk_piece=RESERVED_TOKENS[UNK_ID],
+        bos_piece=RESERVED_TOKENS[START_ID],
+        eos_piece=RESERVED_TOKENS[END_ID],
+        input_sentence_size=max_sentences,
+        shuffle_input_sentence=True,
+        # Digits split one by one: numbers the training text never saw still tokenize.
+        split_digits=True,
+        hard_vocab_limit=False,
+        minloglevel=2,
+        num_threads=2,
+    )
+    return model.getvalue()
+
+
+def make_tokenizer(proto):
+    """An in-graph keras-hub SentencePiece tokenizer (a Keras layer) from proto bytes or a file."""
+    import keras_hub
+
+    if isinstance(proto, (str, Path)):
+        proto = Path(proto).read_bytes()
+    tokenizer = keras_hub.tokenizers.SentencePieceTokenizer(proto=proto)
+    _check_reserved_ids(tokenizer)
+    return tokenizer
+
+
+def _check_reserved_ids(tokenizer):
+    for token_id, token in enumerate(RESERVED_TOKENS):
+        found = tokenizer.id_to_token(token_id)
+        if found != token:
+            raise ValueError(
+                f"tokenizer maps id {token_id} to {found!r}, expected {token!r}: "
+                "train it with train_sentencepiece"
+            )
+
+
+def save_proto(proto, path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(proto)

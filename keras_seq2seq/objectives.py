@@ -1,0 +1,112 @@
+"""The training objective: masked, label-smoothed cross-entropy, masked accuracy, and the paper's schedule.
+
+Padding (label 0) never counts. The loss is normalised by the number of real target
+tokens of the global batch (all replicas together), so one step's gradient is the
+same whether the batch runs on one device or is split across several.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def _global_sum(value):
+    """Sum of `value` over the replicas of the current strategy (itself without one)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or tf.distribute.get_strategy().num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class MaskedCrossEntropy(keras.losses.Loss):
+    """Sparse categorical cross-entropy over logits, with label smoothing, ignoring label 0.
+
+    Returns per-token losses already divided by the global number of real tokens
+    (times the number of replicas, which Keras divides back out), with a "sum"
+    reduction: the result is the mean loss per real token of the global batch.
+
+    Args:
+        label_smoothing: mass spread uniformly over the vocabulary, in [0, 1).
+    """
+
+    def __init__(self, label_smoothing=0.1, name="masked_cross_entropy", **kwargs):
+        kwargs.pop("reduction", None)
+        super().__init__(name=name, reduction="sum", **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got label_smoothing={label_smoothing!r}")
+        self.label_smoothing = label_smoothing
+
+    def call(self, labels, logits):
+        labels = ops.cast(labels, "int32")
+        logits = ops.cast(logits, "float32")
+        log_probabilities = ops.log_softmax(logits, axis=-1)
+        true_log_probability = ops.take_along_axis(
+            log_probabilities, ops.expand_dims(labels, -1), axis=-1
+        )[..., 0]
+        losses = -(1.0 - self.label_smoothing) * true_log_probability
+        if self.label_smoothing:
+            losses -= self.label_smoothing * ops.mean(log_probabilities, axis=-1)
+        mask = ops.cast(ops.not_equal(labels, 0), "float32")
+        real_tokens = _global_sum(ops.sum(mask))
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return losses * mask * (replicas / ops.maximum(real_tokens, 1.0))
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("reduction", None)
+        config["label_smoothing"] = self.label_smoothing
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class MaskedAccuracy(keras.metrics.Metric):
+    """Share of real (non-padding) target tokens whose arg-max prediction is right."""
+
+    def __init__(self, name="accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable((), initializer="zeros", name="correct")
+        self.total = self.add_variable((), initializer="zeros", name="total")
+
+    def update_state(self, labels, logits, sample_weight=None):
+        labels = ops.cast(labels, "int32")
+        mask = ops.cast(ops.not_equal(labels, 0), "float32")
+        hits = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), labels), "float32")
+        self.correct.assign_add(ops.sum(hits * mask))
+        self.total.assign_add(ops.sum(mask))
+
+    def result(self):
+        return self.correct / ops.maximum(self.total, 1.0)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_seq2seq")
+class TransformerSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`scale * d_model^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)` (Vaswani et al., 5.3).
+
+    Steps count from 1, so the first update already has a small non-zero rate.
+    """
+
+    def __init__(self, d_model, warmup_steps=4000, scale=1.0):
+        if d_model <= 0 or warmup_steps <= 0 or scale <= 0:
+            raise ValueError(
+                f"d_model, warmup_steps and scale must be positive, got d_model={d_model!r}, "
+                f"warmup_steps={warmup_steps!r}, scale={scale!r}"
+            )
+        self.d_model = d_model
+        self.warmup_steps = warmup_steps
+        self.scale = scale
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32") + 1.0
+        return (
+            self.scale
+            * self.d_model**-0.5
+            * ops.minimum(ops.rsqrt(step), step * self.warmup_steps**-1.5)
+        )
+
+    def get_config(self):
+        return {"d_model": self.d_model, "warmup_steps": self.warmup_steps, "scale": self.scale}

@@ -1,0 +1,247 @@
+"""Training a Seq2SeqTransformer from a `RunConfig` with `model.fit` under a `tf.distribute` strategy.
+
+The run directory holds everything needed to resume, evaluate and export:
+
+    config.json             the validated configuration
+    tokenizers/             source.model, target.model (SentencePiece protos)
+    model_config.json       the Seq2SeqTransformer arguments
+    checkpoints/best.weights.h5, last.weights.h5
+    backup/                 BackupAndRestore state (a killed run resumes from here)
+    logs/                   training.csv, TensorBoard events, curves.png
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from keras_seq2seq.data import corpora, pipeline, tokenizers
+from keras_seq2seq.data.fetch import default_corpus_files
+from keras_seq2seq.models import Seq2SeqTransformer, preset_config
+from keras_seq2seq.objectives import MaskedAccuracy, MaskedCrossEntropy, TransformerSchedule
+
+
+def log(message):
+    print(f"[keras-seq2seq] {message}", flush=True)
+
+
+def load_pairs(corpus):
+    """(train_pairs, dev_pairs) for a `CorpusConfig`, with each file's report logged."""
+    if corpus.kind == "tfds":
+        from keras_seq2seq.data.tfds_sources import load_tfds_pairs
+
+        return load_tfds_pairs(corpus)
+    files = {"train": corpus.train, "dev": corpus.dev}
+    if "default" in files.values():
+        defaults = default_corpus_files()
+        files = {name: defaults[name] if path == "default" else path for name, path in files.items()}
+    pairs = {}
+    for name, path in files.items():
+        if corpus.kind == "tatoeba":
+            pairs[name], report = corpora.read_tatoeba(path, corpus.direction, corpus.strict, corpus.max_chars)
+        elif corpus.kind == "tsv":
+            pairs[name], report = corpora.read_columns(path, 0, 1, corpus.strict, corpus.max_chars)
+        else:
+            source_path, target_path = path.split(",")
+            pairs[name], report = corpora.read_aligned(source_path, target_path, corpus.strict, corpus.max_chars)
+        log(report.summary())
+    train = pairs["train"][: corpus.limit] if corpus.limit else pairs["train"]
+    return train, pairs["dev"]
+
+
+def prepare_tokenizers(config, train_pairs, run_dir):
+    """Trains the SentencePiece models on the training pairs, or reloads the run's own."""
+    directory = Path(run_dir) / "tokenizers"
+    paths = {"source": directory / "source.model", "target": directory / "target.model"}
+    if not all(path.exists() for path in paths.values()):
+        settings = config.tokenizer
+        train = lambda texts, size: tokenizers.train_sentencepiece(
+            texts, size, settings.model_type, settings.lowercase
+        )
+        sources = [source for source, _ in train_pairs]
+        targets = [target for _, target in train_pairs]
+        if settings.shared:
+            shared = train(sources + targets, settings.source_vocab_size)
+            protos = {"source": shared, "target": shared}
+        else:
+            protos = {
+                "source": train(sources, settings.source_vocab_size),
+                "target": train(targets, settings.target_vocab_size),
+            }
+        for name, proto in protos.items():
+            tokenizers.save_proto(proto, paths[name])
+        log(f"trained SentencePiece tokenizers in {directory}")
+    return tokenizers.make_tokenizer(paths["source"]), tokenizers.make_tokenizer(paths["target"])
+
+
+def make_strategy(name):
+    """The tf.distribute strategy for `--strategy` (see `training.strategy`)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if gpus else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        from keras_seq2seq.distribute import multi_worker_strategy
+
+        return multi_worker_strategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training with a message at the first non-finite loss, before any checkpoint is written."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(
+                f"loss became {loss} at batch {batch}; stopped before saving. The last good "
+                "checkpoint and backup are untouched: lower training.lr_scale or set training.clipnorm."
+            )
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the current learning rate to the logs (progress bar, CSV, TensorBoard)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+    on_epoch_end = on_train_batch_end
+
+
+def plot_curves(csv_path, png_path):
+    """PNG of loss and accuracy, train and dev, per epoch."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(open(csv_path)))
+    if not rows:
+        return
+    epochs = [int(row["epoch"]) + 1 for row in rows]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, label in (("", "train"), ("val_", "dev")):
+            values = [row.get(prefix + metric, "NA") for row in rows]
+            if "NA" not in values:
+                axis.plot(epochs, [float(value) for value in values], marker="o", label=label)
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=100)
+    plt.close(figure)
+
+
+def build_model(config, source_vocab_size, target_vocab_size):
+    model_args = preset_config(config.model.preset, **config.model.overrides)
+    model_args["max_length"] = max(model_args.get("max_length", 0), config.training.max_length)
+    model = Seq2SeqTransformer(
+        source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size, **model_args
+    )
+    return model, model_args
+
+
+def train(config, run_dir):
+    """Runs (or resumes) the training described by `config` in `run_dir`; returns the Keras History."""
+    run_dir = Path(run_dir)
+    for sub in ("checkpoints", "logs", "tokenizers"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "config.json")
+    settings = config.training
+    keras.utils.set_random_seed(settings.seed)
+    if settings.precision != "float32":
+        keras.mixed_precision.set_global_policy(settings.precision)
+
+    train_pairs, dev_pairs = load_pairs(config.corpus)
+    source_tokenizer, target_tokenizer = prepare_tokenizers(config, train_pairs, run_dir)
+    encoded = {}
+    for name, pairs in (("train", train_pairs), ("dev", dev_pairs)):
+        source_ids, target_ids, report = pipeline.encode_pairs(
+            pairs, source_tokenizer, target_tokenizer, settings.max_length, settings.too_long
+        )
+        log(f"{name}: {report.summary()}")
+        encoded[name] = (source_ids, target_ids)
+
+    dataset_args = dict(
+        token_budget=settings.token_budget,
+        max_length=settings.max_length,
+        seed=settings.seed,
+        pad_to_bucket_boundary=settings.jit_compile,
+    )
+    steps_per_epoch = settings.steps_per_epoch or sum(
+        1 for _ in pipeline.make_dataset(*encoded["train"], shuffle=False, **dataset_args)
+    )
+    train_data = pipeline.make_dataset(*encoded["train"], repeat=True, **dataset_args)
+    dev_data = pipeline.make_dataset(*encoded["dev"], shuffle=False, **dataset_args)
+
+    strategy = make_strategy(settings.strategy)
+    log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); "
+        f"{steps_per_epoch} steps per epoch")
+    with strategy.scope():
+        model, model_args = build_model(
+            config, source_tokenizer.vocabulary_size(), target_tokenizer.vocabulary_size()
+        )
+        optimizer = keras.optimizers.Adam(
+            TransformerSchedule(model.d_model, settings.warmup_steps, settings.lr_scale),
+            beta_1=0.9,
+            beta_2=0.98,
+            epsilon=1e-9,
+            clipnorm=settings.clipnorm or None,
+        )
+        model.compile(
+            optimizer=optimizer,
+            loss=MaskedCrossEntropy(settings.label_smoothing),
+            metrics=[MaskedAccuracy()],
+            jit_compile=settings.jit_compile,
+        )
+        model.build()
+    (run_dir / "model_config.json").write_text(json.dumps(model.get_config(), indent=2))
+    log(f"model {config.model.preset}: {model.count_params():,} parameters")
+
+    monitor = "val_loss"
+    callbacks = [
+        NaNGuard(),
+        LearningRateLogger(),
+        keras.callbacks.BackupAndRestore(
+            str(run_dir / "backup"), save_freq=settings.backup_every_steps or "epoch"
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "checkpoints" / "best.weights.h5"),
+            monitor=monitor,
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "checkpoints" / "last.weights.h5"), save_weights_only=True
+        ),
+        keras.callbacks.CSVLogger(str(run_dir / "logs" / "training.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs" / "tensorboard"), write_graph=False),
+    ]
+    if settings.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.early_stopping_patience)
+        )
+    history = model.fit(
+        train_data,
+        epochs=settings.epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=dev_data,
+        callbacks=callbacks,
+        verbose=settings.verbose if os.environ.get("CI") is None else 2,
+    )
+    plot_curves(run_dir / "logs" / "training.csv", run_dir / "logs" / "curves.png")
+    log(f"training done; checkpoints in {run_dir / 'checkpoints'}")
+    return history

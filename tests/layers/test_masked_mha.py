@@ -1,0 +1,93 @@
+import keras
+import numpy as np
+from keras.src.testing import TestCase
+
+from keras_seq2seq.layers import MaskedMHA, causal_mask
+
+
+def test_causal_mask_values():
+    np.testing.assert_array_equal(
+        np.asarray(causal_mask(3, 3)), [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+    )
+    # Query 0 standing at position 2 of a 4-long cache.
+    np.testing.assert_array_equal(np.asarray(causal_mask(1, 4, query_offset=2)), [[1, 1, 1, 0]])
+
+
+def test_later_positions_do_not_change_earlier_outputs(rng):
+    layer = MaskedMHA(num_heads=2)
+    inputs = rng.normal(size=(2, 6, 8)).astype("float32")
+    changed = inputs.copy()
+    changed[:, 4:] = rng.normal(size=(2, 2, 8))
+    before, after = np.asarray(layer(inputs)), np.asarray(layer(changed))
+    np.testing.assert_allclose(before[:, :4], after[:, :4], atol=1e-6)
+    assert np.abs(before[:, 4:] - after[:, 4:]).max() > 1e-3
+
+
+def test_padded_keys_are_ignored(rng):
+    layer = MaskedMHA(num_heads=2)
+    inputs = rng.normal(size=(1, 5, 8)).astype("float32")
+    padding_mask = np.array([[True, True, False, True, True]])
+    changed = inputs.copy()
+    changed[:, 2] = rng.normal(size=(8,))
+    before = np.asarray(layer(inputs, padding_mask=padding_mask))
+    after = np.asarray(layer(changed, padding_mask=padding_mask))
+    real = padding_mask[0]
+    np.testing.assert_allclose(before[:, real], after[:, real], atol=1e-6)
+
+
+def test_cached_steps_equal_full_pass(rng):
+    layer = MaskedMHA(num_heads=4)
+    inputs = rng.normal(size=(3, 7, 16)).astype("float32")
+    full = np.asarray(layer(inputs))
+    cache = layer.init_cache(3, 10)
+    outputs = []
+    for position in range(7):
+        output, cache = layer(inputs[:, position : position + 1], cache=cache, cache_index=position)
+        outputs.append(np.asarray(output))
+    np.testing.assert_allclose(np.concatenate(outputs, axis=1), full, atol=1e-5)
+    # Positions never written stay zero.
+    np.testing.assert_array_equal(np.asarray(cache)[:, :, 7:], 0.0)
+
+
+def test_cache_accepts_several_new_positions(rng):
+    layer = MaskedMHA(num_heads=2)
+    inputs = rng.normal(size=(2, 6, 8)).astype("float32")
+    full = np.asarray(layer(inputs))
+    cache = layer.init_cache(2, 6)
+    first, cache = layer(inputs[:, :4], cache=cache, cache_index=0)
+    second, cache = layer(inputs[:, 4:], cache=cache, cache_index=4)
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), full, atol=1e-5)
+
+
+def test_keras_mask_from_embedding_is_used(rng):
+    from keras_seq2seq.layers import PositionalEmbedding
+
+    token_ids = keras.Input((None,), dtype="int32")
+    embedded = PositionalEmbedding(20, 8, 16)(token_ids)
+    model = keras.Model(token_ids, MaskedMHA(num_heads=2)(embedded))
+    ids = np.array([[3, 4, 0, 5]])
+    embedding, layer = model.layers[1], model.layers[-1]
+    explicit = np.asarray(layer(embedding(ids), padding_mask=ids != 0))
+    unmasked = np.asarray(layer(embedding(ids), padding_mask=np.ones_like(ids, bool)))
+    np.testing.assert_allclose(np.asarray(model(ids)), explicit, atol=1e-6)
+    assert np.abs(unmasked[0, 3] - explicit[0, 3]).max() > 1e-4
+
+
+def test_get_config_round_trip():
+    layer = MaskedMHA(num_heads=4, head_dim=3, attention_dropout=0.1, use_bias=False, name="masked")
+    clone = MaskedMHA.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+class MaskedMHALayerTest(TestCase):
+    def test_keras_layer_harness(self):
+        self.run_layer_test(
+            MaskedMHA,
+            init_kwargs={"num_heads": 2, "attention_dropout": 0.1},
+            input_shape=(2, 5, 8),
+            expected_output_shape=(2, 5, 8),
+            expected_num_trainable_weights=4,
+            expected_num_non_trainable_weights=0,
+            expected_num_seed_generators=1,
+            supports_masking=True,
+        )
