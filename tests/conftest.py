@@ -20,3 +20,43 @@ def _seed_and_policy():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A tiny model trained to memorise 64 fixture pairs: `(run_dir, history)`.
+
+    Shared by the training, decoding and export tests (about half a minute).
+    """
+    from keras_seq2seq import trainer
+    from keras_seq2seq.run_config import load_config
+
+    keras.utils.set_random_seed(0)
+    sample = str(FIXTURES / "tatoeba-sample.txt")
+    config = load_config(
+        None,
+        [
+            f"corpus.train={sample}",
+            f"corpus.dev={sample}",
+            "corpus.limit=64",
+            "tokenizer.source_vocab_size=200",
+            "tokenizer.target_vocab_size=200",
+            "model.preset=tiny",
+            "training.token_budget=512",
+            "training.max_length=32",
+            "training.epochs=60",
+            "training.warmup_steps=60",
+            "training.lr_scale=0.5",
+            "training.label_smoothing=0.0",
+            "training.early_stopping_patience=0",
+            "training.backup_every_steps=0",
+            "training.verbose=0",
+        ],
+    )
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    history = trainer.train(config, run_dir)
+    keras.mixed_precision.set_global_policy("float32")
+    return run_dir, history

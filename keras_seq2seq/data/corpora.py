@@ -114,14 +114,14 @@ def read_columns(path, source_column, target_column, strict=False, max_chars=DEF
     (or raise `CorpusError` when `strict`). Trailing blank lines are ignored.
     """
     lines = _open_lines(path)
+    needed = max(source_column, target_column) + 1
     while lines and not lines[-1].strip():
         lines.pop()
 
     def raw_pairs():
         for line_number, line in enumerate(lines, start=1):
-            columns = line.rstrip(b"\r").split(b"\t")
-            pick = lambda index: columns[index] if index < len(columns) else None
-            yield line_number, pick(source_column), pick(target_column)
+            columns = line.rstrip(b"\r").split(b"\t") + [None] * needed
+            yield line_number, columns[source_column], columns[target_column]
 
     return _collect(path, raw_pairs(), strict, max_chars)
 

@@ -107,13 +107,15 @@ def make_dataset(
     dataset = dataset.map(shift, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     boundaries = bucket_boundaries(max_length, bucket_width)
     dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda s, t, l: tf.maximum(tf.shape(s)[0], tf.shape(t)[0]),
+        element_length_func=lambda source, target_in, labels: tf.maximum(tf.shape(source)[0], tf.shape(target_in)[0]),
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[max(1, token_budget // (b - 1)) for b in boundaries] + [1],
         pad_to_bucket_boundary=pad_to_bucket_boundary,
         drop_remainder=False,
     )
-    dataset = dataset.map(lambda s, t, l: ((s, t), l), num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda source, target_in, labels: ((source, target_in), labels), num_parallel_calls=tf.data.AUTOTUNE
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -5,6 +5,7 @@ data pipeline and the exported Translator agree on them: `[PAD]`=0, `[UNK]`=1,
 `[START]`=2, `[END]`=3.
 """
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -59,6 +60,30 @@ def train_sentencepiece(
     return model.getvalue()
 
 
+def _named_model_resource(proto):
+    """A SentencePiece op resource whose shared name is derived from the model itself.
+
+    tensorflow-text creates its resource without a shared name; in a loaded SavedModel
+    two such resources (source and target tokenizers, or two models in one server)
+    end up as one, and every tokenizer then uses the first model. Naming the resource
+    after the model's hash keeps different models apart and lets equal ones share.
+    """
+    from tensorflow.python.trackable import resource
+    from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer
+
+    shared_name = "keras_seq2seq_sentencepiece_" + hashlib.sha256(proto).hexdigest()[:24]
+
+    class NamedSentencepieceResource(resource.TrackableResource):
+        def __init__(self):
+            super().__init__()
+            _ = self.resource_handle  # creates the resource now, outside any trace
+
+        def _create_resource(self):
+            return gen_sentencepiece_tokenizer.sentencepiece_op(model=proto, shared_name=shared_name)
+
+    return NamedSentencepieceResource()
+
+
 def make_tokenizer(proto):
     """An in-graph keras-hub SentencePiece tokenizer (a Keras layer) from proto bytes or a file."""
     import keras_hub
@@ -66,6 +91,7 @@ def make_tokenizer(proto):
     if isinstance(proto, (str, Path)):
         proto = Path(proto).read_bytes()
     tokenizer = keras_hub.tokenizers.SentencePieceTokenizer(proto=proto)
+    tokenizer._sentence_piece._model_resource = _named_model_resource(proto)
     _check_reserved_ids(tokenizer)
     return tokenizer
 

@@ -143,6 +143,8 @@ class Seq2SeqTransformer(keras.Model):
 
     def encode(self, source_ids, training=False):
         """Runs the encoder once: `(encoder_output, source_padding_mask)`."""
+        if not self.built:
+            self.build()
         return self.encoder(source_ids, training=training)
 
     def cross_attention_weights(self, source_ids, target_in_ids):

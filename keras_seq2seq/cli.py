@@ -1,0 +1,157 @@
+"""The `keras-seq2seq` command: train, export, translate, evaluate."""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+BATCH_SIZE = 64
+
+
+def load_translate_fn(model_path):
+    """A function list[str] -> list[str] for a SavedModel directory or a training run directory."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the SavedModel uses)
+
+    model_path = Path(model_path)
+    if (model_path / "saved_model.pb").exists():
+        signature = tf.saved_model.load(str(model_path)).signatures["serving_default"]
+    elif (model_path / "model_config.json").exists():
+        from keras_seq2seq.export import Translator, load_run
+
+        translator = Translator(*load_run(model_path))
+        signature = translator.translate
+    else:
+        raise SystemExit(f"{model_path} is neither a SavedModel nor a training run directory")
+
+    def translate(sentences):
+        outputs = signature(text=tf.constant(sentences, tf.string))
+        return [text.decode("utf-8") for text in outputs["translation"].numpy()]
+
+    return translate
+
+
+def translate_all(translate, sentences, progress=False):
+    results = []
+    for start in range(0, len(sentences), BATCH_SIZE):
+        results.extend(translate(sentences[start : start + BATCH_SIZE]))
+        if progress:
+            print(f"\rtranslated {len(results)}/{len(sentences)}", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    return results
+
+
+def command_train(args):
+    from keras_seq2seq import trainer
+    from keras_seq2seq.run_config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as error:
+        raise SystemExit(f"configuration error: {error}") from None
+    output = args.output or Path("runs") / Path(args.config).stem
+    trainer.train(config, output)
+    print(f"run directory: {output}\nexport it with: keras-seq2seq export {output} --output saved_models/NAME")
+
+
+def command_export(args):
+    from keras_seq2seq.export import Translator, export_translator, load_run
+
+    run_dir = Path(args.run_dir)
+    translator = Translator(*load_run(run_dir, args.checkpoint))
+    extra = {"config.json": (run_dir / "config.json").read_text()} if (run_dir / "config.json").exists() else {}
+    path = export_translator(translator, args.output, extra)
+    print(f"exported to {path}; try: keras-seq2seq translate --model {path} \"Je suis étudiant.\"")
+
+
+def command_translate(args):
+    translate = load_translate_fn(args.model)
+    if args.text:
+        sentences, progress = list(args.text), False
+    else:
+        stream = open(args.file, encoding="utf-8", errors="replace") if args.file else sys.stdin
+        sentences, progress = [line.rstrip("\n") for line in stream], bool(args.file)
+    for translation in translate_all(translate, sentences, progress):
+        print(translation)
+
+
+def command_evaluate(args):
+    import sacrebleu
+
+    from keras_seq2seq.data.corpora import read_tatoeba
+
+    pairs, report = read_tatoeba(args.data, args.direction)
+    print(report.summary(), file=sys.stderr)
+    if args.limit:
+        pairs = pairs[: args.limit]
+    translate = load_translate_fn(args.model)
+    started = time.time()
+    hypotheses = translate_all(translate, [source for source, _ in pairs], progress=True)
+    seconds = time.time() - started
+    references = [target for _, target in pairs]
+    bleu = sacrebleu.corpus_bleu(hypotheses, [references])
+    chrf = sacrebleu.corpus_chrf(hypotheses, [references])
+    scores = {
+        "model": str(args.model),
+        "data": str(args.data),
+        "sentences": len(pairs),
+        "bleu": round(bleu.score, 2),
+        "chrf": round(chrf.score, 2),
+        "bleu_signature": str(bleu),
+        "seconds": round(seconds, 1),
+    }
+    output = Path(args.output or f"{Path(args.model).name}-evaluation")
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "hypotheses.txt").write_text("\n".join(hypotheses) + "\n", encoding="utf-8")
+    (output / "scores.json").write_text(json.dumps(scores, indent=2))
+    print(f"sacreBLEU {scores['bleu']}  chrF {scores['chrf']}  on {len(pairs)} sentences "
+          f"({seconds:.0f} s); hypotheses and scores in {output}")
+    return scores
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="keras-seq2seq", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a YAML config")
+    train.add_argument("--config", required=True)
+    train.add_argument("--output", help="run directory (default: runs/CONFIG_NAME)")
+    train.add_argument("overrides", nargs="*", help="section.key=value")
+    train.set_defaults(function=command_train)
+
+    export = commands.add_parser("export", help="export a run as a string-to-string SavedModel")
+    export.add_argument("run_dir")
+    export.add_argument("--output", required=True)
+    export.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    export.set_defaults(function=command_export)
+
+    translate = commands.add_parser("translate", help="translate arguments, a file or stdin")
+    translate.add_argument("--model", required=True, help="SavedModel or run directory")
+    translate.add_argument("--file", help="one sentence a line")
+    translate.add_argument("text", nargs="*")
+    translate.set_defaults(function=command_translate)
+
+    evaluate = commands.add_parser("evaluate", help="sacreBLEU and chrF on a pair file")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--data", required=True, help="Tatoeba-format pair file")
+    evaluate.add_argument("--direction", default="other-en", choices=["other-en", "en-other"])
+    evaluate.add_argument("--limit", type=int, default=0, help="first N pairs only")
+    evaluate.add_argument("--output", help="directory for hypotheses.txt and scores.json")
+    evaluate.set_defaults(function=command_evaluate)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.function(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_seq2seq.data.corpora import read_tatoeba
+from keras_seq2seq.data.tokenizers import RESERVED_TOKENS, make_tokenizer, train_sentencepiece
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def french():
+    return make_tokenizer(FIXTURES / "fr.model")
+
+
+@pytest.fixture(scope="module")
+def english():
+    return make_tokenizer(FIXTURES / "en.model")
+
+
+def test_reserved_ids(french, english):
+    for tokenizer in (french, english):
+        assert [tokenizer.id_to_token(i) for i in range(4)] == list(RESERVED_TOKENS)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Je suis étudiant.", "Où est-il ? « Ça va ! »", "L'été, à Paris, c'est bien.", "Hélène, déçue, s'en va."],
+)
+def test_french_round_trip(french, text):
+    assert french.detokenize(french([text]))[0] == text
+
+
+@pytest.mark.parametrize("text", ["I am a student.", "Don't! It's \"really\" far?", "Tom's car, Mary's dog."])
+def test_english_round_trip(english, text):
+    assert english.detokenize(english([text]))[0] == text
+
+
+def test_no_break_spaces_tokenize_like_spaces(french):
+    assert french(["Quoi\u00a0?"]) == french(["Quoi ?"])
+
+
+def test_unknown_characters_become_unk_without_crashing(french):
+    ids = np.asarray(french(["Bonjour 😀 你好 \U0001F600"])[0])
+    assert (ids == 1).sum() >= 2  # [UNK]
+    assert french.detokenize(french(["Bonjour 😀"]))[0].startswith("Bonjour")
+
+
+def test_trained_tokenizer_reloads_identically(tmp_path):
+    pairs, _ = read_tatoeba(FIXTURES / "tatoeba-sample.txt")
+    proto = train_sentencepiece([source for source, _ in pairs], 300)
+    (tmp_path / "fr.model").write_bytes(proto)
+    first, second = make_tokenizer(proto), make_tokenizer(tmp_path / "fr.model")
+    texts = [source for source, _ in pairs[:50]]
+    assert first(texts) == second(texts)
+
+
+def test_lowercase_option():
+    pairs, _ = read_tatoeba(FIXTURES / "tatoeba-sample.txt")
+    tokenizer = make_tokenizer(train_sentencepiece([s for s, _ in pairs], 300, lowercase=True))
+    assert tokenizer.detokenize(tokenizer(["JE SUIS"]))[0] == "je suis"
+
+
+def test_bad_vocabulary_size_is_named():
+    with pytest.raises(ValueError, match="vocabulary_size=3"):
+        train_sentencepiece(["a b c"], 3)

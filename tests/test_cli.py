@@ -1,0 +1,47 @@
+import subprocess
+import sys
+
+import pytest
+
+from keras_seq2seq.run_config import ConfigError, load_config
+
+
+def test_default_config_is_valid():
+    config = load_config("training/configs/small-fr-en.yaml")
+    assert config.model.preset == "small"
+    assert config.training.epochs == 12
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("training.epochs=0", "training.epochs must be positive, got training.epochs=0"),
+        ("training.epoch=3", "unknown key training.epoch"),
+        ("training.precision=float8", "training.precision must be one of"),
+        ("training.strategy=gpu", "training.strategy must be one of"),
+        ("model.preset=huge", "model.preset must be one of"),
+        ("model.overrides.num_heads=3", "d_model=256 and num_heads=3"),
+        ("model.overrides.depth=3", "unknown key model.overrides.depth"),
+        ("tokenizer.lowercase=maybe", "tokenizer.lowercase must be of type bool"),
+        ("bogus.key=1", "unknown section bogus"),
+        ("training.token_budget=16", "training.token_budget must be at least"),
+    ],
+)
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        load_config("training/configs/small-fr-en.yaml", [override])
+
+
+def test_train_command_fails_fast_on_a_bad_config(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("training:\n  epochs: -1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_seq2seq.cli", "train", "--config", str(config),
+         "--output", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "training.epochs must be positive, got training.epochs=-1" in result.stderr
+    assert not (tmp_path / "run").exists()

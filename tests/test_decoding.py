@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_seq2seq.data.tokenizers import END_ID
+from keras_seq2seq.decoding import greedy_decode, uncached_greedy_decode
+from keras_seq2seq.export import load_run
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_run):
+    return load_run(tiny_run[0], "last")
+
+
+def _source_batch(source_tokenizer, sentences):
+    # Called eagerly, keras-hub tokenizers return Python lists of ids.
+    return tf.ragged.constant(source_tokenizer(sentences), dtype=tf.int32).to_tensor()
+
+
+def test_cached_greedy_equals_uncached_token_for_token(trained):
+    model, source_tokenizer, _ = trained
+    source = _source_batch(source_tokenizer, ["Je suis étudiant.", "Va !", "Il est là, je crois ?"])
+    cached, _ = greedy_decode(model, source, max_output_length=20)
+    uncached = uncached_greedy_decode(model, source, max_output_length=20)
+    width = min(cached.shape[1], uncached.shape[1])
+    np.testing.assert_array_equal(cached.numpy()[:, :width], uncached.numpy()[:, :width])
+    assert (cached.numpy() == END_ID).any(axis=1).all()
+
+
+def test_memorised_pair_is_translated(trained):
+    model, source_tokenizer, target_tokenizer = trained
+    token_ids, _ = greedy_decode(model, _source_batch(source_tokenizer, ["Je suis étudiant."]))
+    assert target_tokenizer.detokenize(token_ids)[0] == "I am a student."
+
+
+def test_batching_does_not_change_translations(trained):
+    model, source_tokenizer, _ = trained
+    sentences = ["Je suis étudiant.", "Va !", "Il est là, je crois ?"]
+    batch, _ = greedy_decode(model, _source_batch(source_tokenizer, sentences))
+    for index, sentence in enumerate(sentences):
+        alone, _ = greedy_decode(model, _source_batch(source_tokenizer, [sentence]))
+        alone = alone.numpy()[0]
+        np.testing.assert_array_equal(batch.numpy()[index][: len(alone)], alone)
+
+
+def test_suppressed_end_forces_exact_length(trained):
+    model, source_tokenizer, _ = trained
+    token_ids, _ = greedy_decode(
+        model, _source_batch(source_tokenizer, ["Va !"]), max_output_length=12, suppress_end=True
+    )
+    assert token_ids.shape == (1, 12)
+    assert not (token_ids.numpy() == END_ID).any()

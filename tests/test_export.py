@@ -1,0 +1,85 @@
+"""The exported Translator, loaded in a fresh process that imports only tensorflow and tensorflow_text."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from keras_seq2seq.export import Translator, export_translator, load_run
+
+BAD_INPUTS = [
+    "Je suis étudiant.",
+    "",
+    "   ",
+    "Je suis étudiant. " * 600,  # about 10,000 characters
+    "Salut 😀🎉 !",
+    "你好，世界。Привет мир.",
+    b"Mauvais \xff\xfe octets \xc3".decode("latin-1"),  # replaced by bytes below
+]
+
+LOADER = r"""
+import json, sys
+
+class Refuse:  # the package and keras-hub must not be needed: make them unimportable
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("keras_seq2seq", "keras_hub", "keras_nlp"):
+            raise ImportError(f"{name} is blocked in this process")
+
+sys.meta_path.insert(0, Refuse())
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+inputs = [bytes.fromhex(h) for h in json.loads(sys.argv[2])]
+translate = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+outputs = translate(text=tf.constant(inputs))
+print(json.dumps({"translation": [t.decode("utf-8") for t in outputs["translation"].numpy()],
+                  "score": [float(s) for s in outputs["score"].numpy()],
+                  "modules": sorted(m for m in sys.modules if m.startswith(("keras_seq2seq", "keras_hub")))}))
+"""
+
+
+def _encoded_inputs():
+    encoded = [text.encode("utf-8") for text in BAD_INPUTS[:-1]]
+    return encoded + [b"Mauvais \xff\xfe octets \xc3"]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory):
+    translator = Translator(*load_run(tiny_run[0], "last"))
+    path = export_translator(translator, tmp_path_factory.mktemp("export") / "tiny", {"card.md": "tiny"})
+    return translator, path
+
+
+def test_fresh_process_matches_in_process_translations(exported):
+    translator, path = exported
+    inputs = _encoded_inputs()
+    expected = translator.translate(tf.constant(inputs))
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", LOADER, str(path), json.dumps([i.hex() for i in inputs])],
+        capture_output=True, text=True, timeout=300, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        cwd=str(path.parent),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["translation"] == [t.decode("utf-8") for t in expected["translation"].numpy()]
+    assert loaded["score"] == pytest.approx([float(s) for s in expected["score"].numpy()], abs=1e-4)
+    assert loaded["translation"][0] == "I am a student."
+    assert len(loaded["translation"]) == len(inputs)
+    # Neither this package nor keras-hub was needed to load and run it.
+    assert loaded["modules"] == []
+
+
+def test_long_input_is_truncated_to_the_model_limit(exported):
+    translator, _ = exported
+    token_ids = translator.tokenize_source(tf.constant([BAD_INPUTS[3].encode()]))["token_ids"]
+    assert token_ids.shape[1] == translator.model.max_length
+
+
+def test_signatures_and_extra_files(exported):
+    _, path = exported
+    loaded = tf.saved_model.load(str(path))
+    assert set(loaded.signatures) == {"serving_default", "tokenize_source"}
+    assert (path / "assets.extra" / "card.md").read_text() == "tiny"
