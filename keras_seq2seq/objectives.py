@@ -22,9 +22,10 @@ def _global_sum(value):
 class MaskedCrossEntropy(keras.losses.Loss):
     """Sparse categorical cross-entropy over logits, with label smoothing, ignoring label 0.
 
-    Returns per-token losses already divided by the global number of real tokens
-    (times the number of replicas, which Keras divides back out), with a "sum"
-    reduction: the result is the mean loss per real token of the global batch.
+    Returns per-token losses already divided by the global number of real tokens,
+    with a "sum" reduction: each replica's loss is its share of the mean loss per real
+    token of the global batch. Keras leaves "sum" losses unscaled and sums gradients
+    over replicas, so the step is the same on one device or many.
 
     Args:
         label_smoothing: mass spread uniformly over the vocabulary, in [0, 1).
@@ -49,8 +50,7 @@ class MaskedCrossEntropy(keras.losses.Loss):
             losses -= self.label_smoothing * ops.mean(log_probabilities, axis=-1)
         mask = ops.cast(ops.not_equal(labels, 0), "float32")
         real_tokens = _global_sum(ops.sum(mask))
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return losses * mask * (replicas / ops.maximum(real_tokens, 1.0))
+        return losses * mask / ops.maximum(real_tokens, 1.0)
 
     def get_config(self):
         config = super().get_config()

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_seq2seq.data import corpora, pipeline, tokenizers
 from keras_seq2seq.data.fetch import default_corpus_files
+from keras_seq2seq.distribute import worker_index
 from keras_seq2seq.models import Seq2SeqTransformer, preset_config
 from keras_seq2seq.objectives import MaskedAccuracy, MaskedCrossEntropy, TransformerSchedule
 
@@ -79,9 +80,9 @@ def prepare_tokenizers(config, train_pairs, run_dir):
 
 def make_strategy(name):
     """The tf.distribute strategy for `--strategy` (see `training.strategy`)."""
-    gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
-        name = "mirrored" if gpus else "default"
+        # Physical, not logical, devices: listing logical ones would start the runtime.
+        name = "mirrored" if tf.config.list_physical_devices("GPU") else "default"
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -156,11 +157,15 @@ def build_model(config, source_vocab_size, target_vocab_size):
 
 def train(config, run_dir):
     """Runs (or resumes) the training described by `config` in `run_dir`; returns the Keras History."""
+    settings = config.training
+    # First: multi-worker collectives must be configured before any other TensorFlow op runs.
+    strategy = make_strategy(settings.strategy)
     run_dir = Path(run_dir)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and worker_index() > 0:
+        run_dir = run_dir / "workers" / str(worker_index())  # only the chief writes the run itself
     for sub in ("checkpoints", "logs", "tokenizers"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.json")
-    settings = config.training
     keras.utils.set_random_seed(settings.seed)
     if settings.precision != "float32":
         keras.mixed_precision.set_global_policy(settings.precision)
@@ -187,7 +192,6 @@ def train(config, run_dir):
     train_data = pipeline.make_dataset(*encoded["train"], repeat=True, **dataset_args)
     dev_data = pipeline.make_dataset(*encoded["dev"], shuffle=False, **dataset_args)
 
-    strategy = make_strategy(settings.strategy)
     log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); "
         f"{steps_per_epoch} steps per epoch")
     with strategy.scope():

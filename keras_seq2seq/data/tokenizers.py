@@ -55,7 +55,8 @@ def train_sentencepiece(
         split_digits=True,
         hard_vocab_limit=False,
         minloglevel=2,
-        num_threads=2,
+        # One thread: the same text gives the same model, on every worker of a cluster.
+        num_threads=1,
     )
     return model.getvalue()
 

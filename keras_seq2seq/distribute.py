@@ -1,0 +1,91 @@
+"""Multi-worker training with Keras 3 `model.fit` on TensorFlow.
+
+Each worker runs the same command with its own `TF_CONFIG`, for example for two
+workers on one machine:
+
+    TF_CONFIG='{"cluster": {"worker": ["127.0.0.1:12345", "127.0.0.1:12346"]},
+                "task": {"type": "worker", "index": 0}}' keras-seq2seq train ... training.strategy=multiworker
+    (and index 1 in a second shell)
+
+Worker 0 is the chief: it writes checkpoints and logs into the run directory; the
+others write theirs into a `workers/N` sub-directory that can be deleted afterwards.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+
+def multi_worker_strategy():
+    """A `MultiWorkerMirroredStrategy` from `TF_CONFIG`, ready for Keras 3 `model.fit`."""
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError("training.strategy=multiworker needs TF_CONFIG (see keras_seq2seq/distribute.py)")
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    _patch_scalar_reduction()
+    return strategy
+
+
+def _patch_scalar_reduction():
+    """Lets Keras reduce the scalar step outputs (loss, metrics) of a multi-worker step.
+
+    Keras 3 reduces every per-replica output with `strategy.reduce("MEAN", value, axis=0)`
+    under multi-worker collectives, which fails for scalars ("Invalid reduction
+    dimension 0 for input with 0 dimensions"). Scalars are reduced over replicas
+    with `axis=None` instead; everything else goes to Keras unchanged.
+    """
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as keras_trainer
+
+    original = keras_trainer.reduce_per_replica
+    if getattr(original, "_keras_seq2seq_patched", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
+
+            def reduce(value):
+                if not isinstance(value, tf.distribute.DistributedValues):
+                    return value
+                rank = strategy.experimental_local_results(value)[0].shape.rank
+                return strategy.reduce("MEAN", value, axis=None if rank == 0 else 0)
+
+            return tree.map_structure(reduce, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._keras_seq2seq_patched = True
+    keras_trainer.reduce_per_replica = reduce_per_replica
+
+
+def worker_index():
+    """This worker's index in TF_CONFIG (0 without one)."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    return int(config.get("task", {}).get("index", 0))
+
+
+class DistributedFitMixin:
+    """Makes Keras 3 `model.fit` work under `MultiWorkerMirroredStrategy` (TensorFlow backend).
+
+    Keras 3.x builds the model symbolically from a first batch that it averages over
+    replicas with `strategy.reduce`; with multi-worker collectives that reduction of
+    integer token ids fails (keras-team/keras#20585). Only the shapes matter for that
+    build, so this takes the first local replica's batch instead.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None and data_batch is None and self._distribute_strategy is not None:
+            from keras.src import tree
+
+            for _, _, batches in iterator:
+                batch = next(batches)
+                data_batch = tree.map_structure(
+                    lambda value: self._distribute_strategy.experimental_local_results(value)[0]
+                    if isinstance(value, tf.distribute.DistributedValues)
+                    else value,
+                    batch,
+                )
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)

@@ -1,0 +1,86 @@
+"""One device, two logical devices (MirroredStrategy) and two worker processes on 127.0.0.1
+(MultiWorkerMirroredStrategy) train the same global batches to the same weights."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+WORKER = Path(__file__).resolve().parent / "helpers" / "distributed_worker.py"
+
+
+def _run(output, strategy, *extra, env=None):
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(output), strategy, *extra],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait(process):
+    output, _ = process.communicate(timeout=400)
+    assert process.returncode == 0, output[-3000:]
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for handle in sockets:
+        handle.bind(("127.0.0.1", 0))
+    ports = [handle.getsockname()[1] for handle in sockets]
+    for handle in sockets:
+        handle.close()
+    return ports
+
+
+def _weights(path):
+    data = np.load(path)
+    return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="module")
+def single_device(tmp_path_factory):
+    output = tmp_path_factory.mktemp("single") / "weights.npz"
+    _wait(_run(output, "default"))
+    return _weights(output)
+
+
+def _assert_same_training(reference, other):
+    assert float(other["loss"]) == pytest.approx(float(reference["loss"]), rel=1e-5)
+    assert float(other["accuracy"]) == pytest.approx(float(reference["accuracy"]), rel=1e-6)
+    names = [key for key in reference if key.startswith("w")]
+    assert len(names) > 20
+    for name in names:
+        np.testing.assert_allclose(other[name], reference[name], atol=1e-5, err_msg=name)
+
+
+def test_two_logical_devices_match_one_device(single_device, tmp_path):
+    _wait(_run(tmp_path / "mirrored.npz", "mirrored", "2"))
+    mirrored = _weights(tmp_path / "mirrored.npz")
+    assert int(mirrored["replicas"]) == 2
+    _assert_same_training(single_device, mirrored)
+
+
+def test_two_worker_processes_match_one_worker(single_device, tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    processes = [
+        _run(
+            tmp_path / f"worker{index}.npz",
+            "multiworker",
+            env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})},
+        )
+        for index in range(2)
+    ]
+    for process in processes:
+        _wait(process)
+    workers = [_weights(tmp_path / f"worker{index}.npz") for index in range(2)]
+    assert int(workers[0]["replicas"]) == 2
+    for name in workers[0]:
+        np.testing.assert_array_equal(workers[0][name], workers[1][name], err_msg=name)
+    _assert_same_training(single_device, workers[0])
