@@ -219,8 +219,9 @@ def train(config, run_dir):
     callbacks = [
         NaNGuard(),
         LearningRateLogger(),
+        # Two copies: a kill while one is being written leaves the other to resume from.
         keras.callbacks.BackupAndRestore(
-            str(run_dir / "backup"), save_freq=settings.backup_every_steps or "epoch"
+            str(run_dir / "backup"), save_freq=settings.backup_every_steps or "epoch", double_checkpoint=True
         ),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "checkpoints" / "best.weights.h5"),
