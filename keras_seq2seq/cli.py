@@ -20,17 +20,19 @@ def load_translate_fn(model_path):
 
     model_path = Path(model_path)
     if (model_path / "saved_model.pb").exists():
-        signature = tf.saved_model.load(str(model_path)).signatures["serving_default"]
+        module = tf.saved_model.load(str(model_path))
+        signature = module.signatures["serving_default"]
     elif (model_path / "model_config.json").exists():
         from keras_seq2seq.export import Translator, load_run
 
-        translator = Translator(*load_run(model_path))
-        signature = translator.translate
+        module = Translator(*load_run(model_path))
+        signature = module.translate
     else:
         raise SystemExit(f"{model_path} is neither a SavedModel nor a training run directory")
 
     def translate(sentences):
-        outputs = signature(text=tf.constant(sentences, tf.string))
+        # `module` stays referenced here: its tf.functions hold it only weakly.
+        outputs = signature(text=tf.constant(sentences, tf.string)) if module else None
         return [text.decode("utf-8") for text in outputs["translation"].numpy()]
 
     return translate
