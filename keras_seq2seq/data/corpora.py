@@ -83,10 +83,13 @@ def _check(report, strict, path, line_number, reason):
 
 
 def _collect(path, raw_pairs, strict, max_chars):
-    """Cleans `(line_number, raw_source, raw_target)` triples (raw = bytes, or None when missing)."""
+    """Cleans `(line_number, raw_source, raw_target, *extra)` (raw = bytes, or None when missing).
+
+    Extra raw columns, when given, are decoded and appended to each kept pair.
+    """
     report = ReadReport(str(path))
     pairs = []
-    for line_number, raw_source, raw_target in raw_pairs:
+    for line_number, raw_source, raw_target, *extra in raw_pairs:
         if raw_source is None or raw_target is None:
             _check(report, strict, path, line_number, "missing tab-separated column")
             continue
@@ -101,17 +104,21 @@ def _collect(path, raw_pairs, strict, max_chars):
         if len(source) > max_chars or len(target) > max_chars:
             _check(report, strict, path, line_number, f"side longer than {max_chars} characters")
             continue
-        pairs.append((source, target))
+        extra = tuple((raw or b"").decode("utf-8", "replace").strip() for raw in extra)
+        pairs.append((source, target, *extra))
     report.kept = len(pairs)
     return pairs, report
 
 
-def read_columns(path, source_column, target_column, strict=False, max_chars=DEFAULT_MAX_CHARS):
+def read_columns(
+    path, source_column, target_column, strict=False, max_chars=DEFAULT_MAX_CHARS, extra_columns=()
+):
     """Pairs `(source, target)` from a tab-separated file (or zip of one), with a `ReadReport`.
 
     Lines that are not valid UTF-8, lack the needed columns, have an empty side after
     cleaning or a side longer than `max_chars` characters are skipped and counted
-    (or raise `CorpusError` when `strict`). Trailing blank lines are ignored.
+    (or raise `CorpusError` when `strict`). Trailing blank lines are ignored. The
+    `extra_columns` (e.g. Tatoeba's attribution) are appended to each pair.
     """
     lines = _open_lines(path)
     needed = max(source_column, target_column) + 1
@@ -120,8 +127,8 @@ def read_columns(path, source_column, target_column, strict=False, max_chars=DEF
 
     def raw_pairs():
         for line_number, line in enumerate(lines, start=1):
-            columns = line.rstrip(b"\r").split(b"\t") + [None] * needed
-            yield line_number, columns[source_column], columns[target_column]
+            columns = line.rstrip(b"\r").split(b"\t") + [None] * (needed + len(extra_columns))
+            yield line_number, columns[source_column], columns[target_column], *(columns[i] for i in extra_columns)
 
     return _collect(path, raw_pairs(), strict, max_chars)
 
