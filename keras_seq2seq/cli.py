@@ -13,20 +13,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BATCH_SIZE = 64
 
 
-def load_translate_fn(model_path):
-    """A function list[str] -> list[str] for a SavedModel directory or a training run directory."""
+def load_translate_fn(model_path, beam=False):
+    """A function list[str] -> list[str] for a SavedModel directory or a training run directory.
+
+    With `beam`, the model's beam search (its `beam_search` signature) instead of greedy decoding.
+    """
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the SavedModel uses)
 
     model_path = Path(model_path)
     if (model_path / "saved_model.pb").exists():
         module = tf.saved_model.load(str(model_path))
-        signature = module.signatures["serving_default"]
+        signature = module.signatures["beam_search" if beam else "serving_default"]
     elif (model_path / "model_config.json").exists():
         from keras_seq2seq.export import Translator, load_run
 
         module = Translator(*load_run(model_path))
-        signature = module.translate
+        signature = module.translate_beam if beam else module.translate
     else:
         raise SystemExit(f"{model_path} is neither a SavedModel nor a training run directory")
 
@@ -73,7 +76,7 @@ def command_export(args):
 
 
 def command_translate(args):
-    translate = load_translate_fn(args.model)
+    translate = load_translate_fn(args.model, args.beam)
     if args.text:
         sentences, progress = list(args.text), False
     else:
@@ -92,7 +95,7 @@ def command_evaluate(args):
     print(report.summary(), file=sys.stderr)
     if args.limit:
         pairs = pairs[: args.limit]
-    translate = load_translate_fn(args.model)
+    translate = load_translate_fn(args.model, args.beam)
     started = time.time()
     hypotheses = translate_all(translate, [source for source, _ in pairs], progress=True)
     seconds = time.time() - started
@@ -102,6 +105,7 @@ def command_evaluate(args):
     scores = {
         "model": str(args.model),
         "data": str(args.data),
+        "decoding": "beam search" if args.beam else "greedy",
         "sentences": len(pairs),
         "bleu": round(bleu.score, 2),
         "chrf": round(chrf.score, 2),
@@ -136,6 +140,7 @@ def build_parser():
     translate = commands.add_parser("translate", help="translate arguments, a file or stdin")
     translate.add_argument("--model", required=True, help="SavedModel or run directory")
     translate.add_argument("--file", help="one sentence a line")
+    translate.add_argument("--beam", action="store_true", help="beam search (the model's beam_search signature)")
     translate.add_argument("text", nargs="*")
     translate.set_defaults(function=command_translate)
 
@@ -144,6 +149,7 @@ def build_parser():
     evaluate.add_argument("--data", required=True, help="Tatoeba-format pair file")
     evaluate.add_argument("--direction", default="other-en", choices=["other-en", "en-other"])
     evaluate.add_argument("--limit", type=int, default=0, help="first N pairs only")
+    evaluate.add_argument("--beam", action="store_true", help="beam search instead of greedy")
     evaluate.add_argument("--output", help="directory for hypotheses.txt and scores.json")
     evaluate.set_defaults(function=command_evaluate)
     return parser

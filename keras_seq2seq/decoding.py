@@ -109,3 +109,83 @@ def uncached_greedy_decode(model, source_ids, max_output_length):
         if bool(tf.reduce_all(finished)):
             break
     return target[:, 1:]
+
+
+def _length_penalty(lengths, alpha):
+    """GNMT length penalty ((5 + length) / 6) ** alpha (Wu et al., 2016)."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+def beam_search(model, source_ids, beam_size=4, length_penalty=0.6, max_output_length=None):
+    """Beam search over the cached decoder step; returns every beam, best first.
+
+    The cross-attention keys and values are computed once and expanded to the beams
+    once; the self-attention caches follow their beams by one gather per step.
+    Finished beams stay in the beam, extended with padding at no cost; the final
+    ranking divides each score by the GNMT length penalty with `length_penalty` alpha.
+
+    Returns:
+        `(token_ids, scores)`: int32 [batch, beam_size, output_length] (ending with
+        `[END]` then padding) and float32 [batch, beam_size] length-normalised
+        log-probabilities, sorted best first.
+    """
+    source_ids = tf.convert_to_tensor(source_ids, tf.int32)
+    batch_size = tf.shape(source_ids)[0]
+    flat_size = batch_size * beam_size
+    cap = max_output_length or model.max_length - 1
+    limits = tf.repeat(output_length_limits(source_ids, cap + 1), beam_size)
+    steps = tf.reduce_max(limits)
+    vocab_size = model.target_vocab_size
+
+    encoder_output, source_mask = model.encode(source_ids)
+    cross_key_values = [
+        tf.repeat(key_value, beam_size, axis=0)
+        for key_value in model.decoder.compute_cross_key_values(encoder_output)
+    ]
+    source_mask = tf.repeat(source_mask, beam_size, axis=0)
+    cache = model.decoder.init_cache(flat_size, _bucketed(steps + 1))
+    # Only the first beam is live at the start, so the beams do not all pick the same token.
+    scores = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], -1e9)], 0)[None], [batch_size, 1])
+    tokens = tf.zeros([flat_size, 0], tf.int32)
+    finished = tf.zeros([flat_size], tf.bool)
+    pad_only = tf.one_hot(PAD_ID, vocab_size, on_value=0.0, off_value=-1e9)
+    batch_offsets = tf.range(batch_size)[:, None] * beam_size
+
+    def body(step, last_token, tokens, scores, finished, cache):
+        logits, cache = model.decoder.decode_step(
+            last_token[:, None], step, cache, cross_key_values, source_mask
+        )
+        log_probabilities = tf.nn.log_softmax(logits[:, 0])
+        at_limit = tf.one_hot(END_ID, vocab_size, on_value=0.0, off_value=-1e9)
+        log_probabilities = tf.where((step + 1 >= limits)[:, None], at_limit, log_probabilities)
+        log_probabilities = tf.where(finished[:, None], pad_only, log_probabilities)
+        candidates = scores[:, :, None] + tf.reshape(log_probabilities, [batch_size, beam_size, vocab_size])
+        scores, flat_indices = tf.math.top_k(tf.reshape(candidates, [batch_size, -1]), k=beam_size)
+        origin = tf.reshape(flat_indices // vocab_size + batch_offsets, [-1])
+        next_token = tf.reshape(flat_indices % vocab_size, [-1])
+        cache = [tf.gather(block_cache, origin) for block_cache in cache]
+        tokens = tf.concat([tf.gather(tokens, origin), next_token[:, None]], axis=1)
+        finished = tf.gather(finished, origin) | tf.equal(next_token, END_ID)
+        return step + 1, next_token, tokens, scores, finished, cache
+
+    def condition(step, last_token, tokens, scores, finished, cache):
+        return tf.logical_and(step < steps, tf.logical_not(tf.reduce_all(finished)))
+
+    _, _, tokens, scores, _, _ = tf.while_loop(
+        condition,
+        body,
+        (tf.constant(0), tf.fill([flat_size], START_ID), tokens, scores, finished, cache),
+        shape_invariants=(
+            tf.TensorShape([]),
+            tf.TensorShape([None]),
+            tf.TensorShape([None, None]),
+            tf.TensorShape([None, beam_size]),
+            tf.TensorShape([None]),
+            [tf.TensorShape(block_cache.shape) for block_cache in cache],
+        ),
+    )
+    tokens = tf.reshape(tokens, [batch_size, beam_size, -1])
+    lengths = tf.reduce_sum(tf.cast(tf.not_equal(tokens, PAD_ID), tf.int32), axis=-1)
+    normalised = scores / _length_penalty(lengths, length_penalty)
+    order = tf.argsort(normalised, axis=-1, direction="DESCENDING")
+    return tf.gather(tokens, order, batch_dims=1), tf.gather(normalised, order, batch_dims=1)

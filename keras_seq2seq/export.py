@@ -19,7 +19,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from keras_seq2seq.data.tokenizers import PAD_ID
-from keras_seq2seq.decoding import greedy_decode
+from keras_seq2seq.decoding import beam_search, greedy_decode
 
 
 class Translator(tf.Module):
@@ -28,14 +28,18 @@ class Translator(tf.Module):
     Args:
         model: a trained `Seq2SeqTransformer`.
         source_tokenizer, target_tokenizer: keras-hub SentencePiece tokenizers.
+        beam_size, length_penalty: what the `beam_search` signature uses.
     """
 
-    def __init__(self, model, source_tokenizer, target_tokenizer, name="translator"):
+    def __init__(
+        self, model, source_tokenizer, target_tokenizer, beam_size=4, length_penalty=0.6, name="translator"
+    ):
         super().__init__(name=name)
         self.model = model
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
-        self.max_source_length = tf.constant(model.max_length, tf.int32)
+        self.beam_size = beam_size
+        self.length_penalty = length_penalty
 
     def source_ids(self, text):
         """Token ids [batch, length >= 1] of (sanitized) strings, truncated to `max_length`."""
@@ -59,6 +63,18 @@ class Translator(tf.Module):
         return {"translation": self.detokenize(token_ids), "score": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def translate_beam(self, text):
+        """Beam search: the best `translation` [batch], and every beam as `n_best`
+        [batch, beam_size] with length-normalised `scores`, best first."""
+        token_ids, scores = beam_search(
+            self.model, self.source_ids(text), self.beam_size, self.length_penalty
+        )
+        shape = tf.shape(token_ids)
+        flat = self.detokenize(tf.reshape(token_ids, [-1, shape[2]]))
+        n_best = tf.reshape(flat, shape[:2])
+        return {"translation": n_best[:, 0], "n_best": n_best, "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def tokenize_source(self, text):
         """The source token ids the model sees (for debugging a translation)."""
         return {"token_ids": self.source_ids(text)}
@@ -77,6 +93,7 @@ def export_translator(translator, output_dir, extra_files=None):
         str(output_dir),
         signatures={
             "serving_default": translator.translate.get_concrete_function(),
+            "beam_search": translator.translate_beam.get_concrete_function(),
             "tokenize_source": translator.tokenize_source.get_concrete_function(),
         },
     )

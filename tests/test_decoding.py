@@ -50,3 +50,39 @@ def test_suppressed_end_forces_exact_length(trained):
     )
     assert token_ids.shape == (1, 12)
     assert not (token_ids.numpy() == END_ID).any()
+
+
+def test_beam_of_one_equals_greedy(trained):
+    from keras_seq2seq.decoding import beam_search
+
+    model, source_tokenizer, _ = trained
+    source = _source_batch(source_tokenizer, ["Je suis étudiant.", "Va !", "Il est là, je crois ?"])
+    greedy, greedy_scores = greedy_decode(model, source, max_output_length=20)
+    beams, beam_scores = beam_search(model, source, beam_size=1, length_penalty=0.0, max_output_length=20)
+    width = min(greedy.shape[1], beams.shape[2])
+    np.testing.assert_array_equal(beams.numpy()[:, 0, :width], greedy.numpy()[:, :width])
+    np.testing.assert_allclose(beam_scores.numpy()[:, 0], greedy_scores.numpy(), atol=1e-4)
+
+
+def test_beam_scores_sorted_and_n_best_distinct(trained):
+    from keras_seq2seq.decoding import beam_search
+
+    model, source_tokenizer, _ = trained
+    source = _source_batch(source_tokenizer, ["Je suis étudiant.", "Il est là, je crois ?"])
+    beams, scores = beam_search(model, source, beam_size=4)
+    scores = scores.numpy()
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    for sentence in beams.numpy():
+        hypotheses = {tuple(row[row != 0]) for row in sentence}
+        assert len(hypotheses) == 4
+        assert all(hypothesis[-1] == END_ID for hypothesis in hypotheses)
+
+
+def test_beam_search_finds_at_least_the_greedy_score(trained):
+    from keras_seq2seq.decoding import beam_search
+
+    model, source_tokenizer, _ = trained
+    source = _source_batch(source_tokenizer, ["Je suis étudiant.", "Il est là, je crois ?", "Va !"])
+    _, greedy_scores = greedy_decode(model, source)
+    _, beam_scores = beam_search(model, source, beam_size=4, length_penalty=0.0)
+    assert (beam_scores.numpy()[:, 0] >= greedy_scores.numpy() - 1e-4).all()

@@ -81,5 +81,8 @@ def test_long_input_is_truncated_to_the_model_limit(exported):
 def test_signatures_and_extra_files(exported):
     _, path = exported
     loaded = tf.saved_model.load(str(path))
-    assert set(loaded.signatures) == {"serving_default", "tokenize_source"}
+    assert set(loaded.signatures) == {"serving_default", "beam_search", "tokenize_source"}
+    beams = loaded.signatures["beam_search"](text=tf.constant(["Je suis étudiant.", ""]))
+    assert beams["n_best"].shape == (2, 4) and beams["scores"].shape == (2, 4)
+    assert beams["translation"].numpy()[0].decode() == "I am a student."
     assert (path / "assets.extra" / "card.md").read_text() == "tiny"
