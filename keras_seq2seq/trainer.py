@@ -119,6 +119,39 @@ class LearningRateLogger(keras.callbacks.Callback):
     on_epoch_end = on_train_batch_end
 
 
+class DevBleu(keras.callbacks.Callback):
+    """Adds `val_bleu` (sacreBLEU of greedy translations of a dev sample) to the logs every `every` epochs.
+
+    It runs before the checkpoint and early-stopping callbacks, which can then monitor it.
+    """
+
+    def __init__(self, source_tokenizer, target_tokenizer, dev_pairs, every=1, batch_size=100):
+        super().__init__()
+        self.tokenizers = (source_tokenizer, target_tokenizer)
+        self.sources = [source for source, _ in dev_pairs]
+        self.references = [target for _, target in dev_pairs]
+        self.every = every
+        self.batch_size = batch_size
+
+    def on_train_begin(self, logs=None):
+        from keras_seq2seq.export import Translator
+
+        self.translator = Translator(self.model, *self.tokenizers)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or (epoch + 1) % self.every:
+            return
+        import sacrebleu
+
+        hypotheses = []
+        for start in range(0, len(self.sources), self.batch_size):
+            batch = tf.constant(self.sources[start : start + self.batch_size])
+            outputs = self.translator.translate(batch)["translation"].numpy()
+            hypotheses.extend(text.decode("utf-8") for text in outputs)
+        logs["val_bleu"] = sacrebleu.corpus_bleu(hypotheses, [self.references]).score
+        log(f"epoch {epoch + 1}: dev BLEU {logs['val_bleu']:.2f} on {len(self.sources)} sentences")
+
+
 def plot_curves(csv_path, png_path):
     """PNG of loss and accuracy, train and dev, per epoch."""
     import csv
@@ -215,10 +248,19 @@ def train(config, run_dir):
     (run_dir / "model_config.json").write_text(json.dumps(model.get_config(), indent=2))
     log(f"model {config.model.preset}: {model.count_params():,} parameters")
 
-    monitor = "val_loss"
-    callbacks = [
-        NaNGuard(),
-        LearningRateLogger(),
+    callbacks = [NaNGuard(), LearningRateLogger()]
+    monitor, mode = "val_loss", "min"
+    if settings.select_by == "bleu":
+        monitor, mode = "val_bleu", "max"
+        callbacks.append(
+            DevBleu(
+                source_tokenizer,
+                target_tokenizer,
+                dev_pairs[: settings.dev_bleu_sentences],
+                every=settings.dev_bleu_every,
+            )
+        )
+    callbacks += [
         # Two copies: a kill while one is being written leaves the other to resume from.
         keras.callbacks.BackupAndRestore(
             str(run_dir / "backup"), save_freq=settings.backup_every_steps or "epoch", double_checkpoint=True
@@ -226,6 +268,7 @@ def train(config, run_dir):
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "checkpoints" / "best.weights.h5"),
             monitor=monitor,
+            mode=mode,
             save_best_only=True,
             save_weights_only=True,
         ),
@@ -237,7 +280,7 @@ def train(config, run_dir):
     ]
     if settings.early_stopping_patience:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.early_stopping_patience)
+            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=settings.early_stopping_patience)
         )
     history = model.fit(
         train_data,

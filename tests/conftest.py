@@ -53,6 +53,9 @@ def tiny_run(tmp_path_factory):
             "training.label_smoothing=0.0",
             "training.early_stopping_patience=0",
             "training.backup_every_steps=0",
+            "training.select_by=bleu",
+            "training.dev_bleu_every=20",
+            "training.dev_bleu_sentences=64",
             "training.verbose=0",
         ],
     )
