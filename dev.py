@@ -33,9 +33,13 @@ def ensure_environment(extras):
     if stamp.exists() and stamp.read_text() == digest:
         return
     print(f"installing keras-seq2seq[{extras}] and its dependencies (first run: a few minutes)", flush=True)
-    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[{extras}]"], check=True)
+    log = VENV / "install.log"
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
+    with log.open("w") as output:
+        for args in (["--upgrade", "pip"], ["-e", f"{ROOT}[{extras}]"]):
+            if subprocess.run([*pip, *args], stdout=output, stderr=subprocess.STDOUT).returncode:
+                sys.exit(f"installation failed; the last lines of {log}:\n" + "".join(log.read_text().splitlines(True)[-30:]))
+    print(f"installed (log: {log})", flush=True)
     stamp.write_text(digest)
 
 

@@ -121,6 +121,14 @@ def command_evaluate(args):
     return scores
 
 
+def command_plot_attention(args):
+    from keras_seq2seq.export import load_run
+    from keras_seq2seq.visualize import plot_cross_attention
+
+    translation = plot_cross_attention(*load_run(args.model), args.sentence, args.output)
+    print(f"{args.sentence} -> {translation}\ncross-attention plot: {args.output}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="keras-seq2seq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +160,12 @@ def build_parser():
     evaluate.add_argument("--beam", action="store_true", help="beam search instead of greedy")
     evaluate.add_argument("--output", help="directory for hypotheses.txt and scores.json")
     evaluate.set_defaults(function=command_evaluate)
+
+    plot = commands.add_parser("plot-attention", help="PNG of the cross-attention for one sentence")
+    plot.add_argument("--model", required=True, help="training run directory")
+    plot.add_argument("--output", default="attention.png")
+    plot.add_argument("sentence")
+    plot.set_defaults(function=command_plot_attention)
     return parser
 
 

@@ -86,3 +86,20 @@ def test_beam_search_finds_at_least_the_greedy_score(trained):
     _, greedy_scores = greedy_decode(model, source)
     _, beam_scores = beam_search(model, source, beam_size=4, length_penalty=0.0)
     assert (beam_scores.numpy()[:, 0] >= greedy_scores.numpy() - 1e-4).all()
+
+
+def test_cross_attention_plot(trained, tmp_path):
+    from keras_seq2seq.visualize import cross_attention_map, plot_cross_attention
+
+    model, source_tokenizer, target_tokenizer = trained
+    source_pieces, target_pieces, weights = cross_attention_map(
+        model, source_tokenizer, target_tokenizer, "Je suis étudiant."
+    )
+    assert weights.shape == (len(target_pieces), len(source_pieces))
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+    assert target_pieces[-1] == "[END]"
+    translation = plot_cross_attention(
+        model, source_tokenizer, target_tokenizer, "Je suis étudiant.", tmp_path / "attention.png"
+    )
+    assert translation == "I am a student."
+    assert (tmp_path / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -50,17 +50,20 @@ def fetch_fra_eng_zip():
     if cached.exists() and _sha256(cached) == FRA_ENG_SHA256:
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
+    print("fetching fra-eng.zip from the source archive of the PyPI package nmt==0.0.6", flush=True)
     with tempfile.TemporaryDirectory() as work:
         # The sdist's setup.py imports pkg_resources: build its metadata with an old setuptools.
         build_env = Path(work) / "env"
-        subprocess.run([sys.executable, "-m", "venv", str(build_env)], check=True)
         pip = [str(build_env / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-        subprocess.run([*pip, "install", "setuptools<70", "wheel"], check=True)
-        subprocess.run(
+        for command in (
+            [sys.executable, "-m", "venv", str(build_env)],
+            [*pip, "install", "setuptools<70", "wheel"],
             [*pip, "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
              "-d", work, "nmt==0.0.6"],
-            check=True,
-        )
+        ):
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode:
+                raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
         archive = next(Path(work).glob("nmt-0.0.6.tar.gz"))
         with tarfile.open(archive) as sdist:
             member = sdist.getmember("nmt-0.0.6/data/fra-eng.zip")
