@@ -38,7 +38,8 @@ def ensure_environment(extras):
     with log.open("w") as output:
         for args in (["--upgrade", "pip"], ["-e", f"{ROOT}[{extras}]"]):
             if subprocess.run([*pip, *args], stdout=output, stderr=subprocess.STDOUT).returncode:
-                sys.exit(f"installation failed; the last lines of {log}:\n" + "".join(log.read_text().splitlines(True)[-30:]))
+                tail = "".join(log.read_text().splitlines(True)[-30:])
+                sys.exit(f"installation failed; the last lines of {log}:\n{tail}")
     print(f"installed (log: {log})", flush=True)
     stamp.write_text(digest)
 
