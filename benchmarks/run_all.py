@@ -63,11 +63,11 @@ def decoding(repeats):
         source = np.random.default_rng(0).integers(4, VOCAB, size=(batch_size, 20)).astype("int32")
         for length in (16, 32, 64, 128):
             cached = tf.function(lambda s, n=length: greedy_decode(model, s, n, suppress_end=True))
-            cached_seconds = median_seconds(lambda: cached(source), repeats)
+            cached_seconds = median_seconds(lambda c=cached, s=source: c(s), repeats)
             uncached_seconds = None
             if length <= 32:  # quadratic: longer ones take minutes
                 uncached_seconds = median_seconds(
-                    lambda: uncached_greedy_decode(model, source, length), max(1, repeats // 2)
+                    lambda s=source, n=length: uncached_greedy_decode(model, s, n), max(1, repeats // 2)
                 )
             tokens = batch_size * length
             rows.append(
@@ -92,8 +92,11 @@ def training(repeats):
         keras.mixed_precision.set_global_policy(precision)
         model = Seq2SeqTransformer.from_preset("small", source_vocab_size=VOCAB, target_vocab_size=VOCAB)
         model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=MaskedCrossEntropy(0.1))
-        seconds = median_seconds(lambda: model.train_on_batch((source, target_in), labels), repeats, warmup=3)
-        rows.append({"precision": precision, "ms_per_step": 1000 * seconds, "target_tokens_per_s": labels.size / seconds})
+        step = lambda m=model: m.train_on_batch((source, target_in), labels)
+        seconds = median_seconds(step, repeats, warmup=3)
+        rows.append(
+            {"precision": precision, "ms_per_step": 1000 * seconds, "target_tokens_per_s": labels.size / seconds}
+        )
     keras.mixed_precision.set_global_policy("float32")
     return rows
 
