@@ -100,8 +100,9 @@ def command_evaluate(args):
     hypotheses = translate_all(translate, [source for source, _ in pairs], progress=True)
     seconds = time.time() - started
     references = [target for _, target in pairs]
-    bleu = sacrebleu.corpus_bleu(hypotheses, [references])
-    chrf = sacrebleu.corpus_chrf(hypotheses, [references])
+    bleu_metric, chrf_metric = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    bleu = bleu_metric.corpus_score(hypotheses, [references])
+    chrf = chrf_metric.corpus_score(hypotheses, [references])
     scores = {
         "model": str(args.model),
         "data": str(args.data),
@@ -109,7 +110,8 @@ def command_evaluate(args):
         "sentences": len(pairs),
         "bleu": round(bleu.score, 2),
         "chrf": round(chrf.score, 2),
-        "bleu_signature": str(bleu),
+        "bleu_signature": str(bleu_metric.get_signature()),
+        "chrf_signature": str(chrf_metric.get_signature()),
         "seconds": round(seconds, 1),
     }
     output = Path(args.output or f"{Path(args.model).name}-evaluation")
