@@ -131,6 +131,14 @@ def command_plot_attention(args):
     print(f"{args.sentence} -> {translation}\ncross-attention plot: {args.output}")
 
 
+def command_fetch_corpus(args):
+    from keras_seq2seq.data.fetch import default_corpus_files
+
+    files = default_corpus_files()
+    print(f"Tatoeba French-English (CC-BY 2.0 FR, tatoeba.org via manythings.org/anki):\n"
+          f"  train: {files['train']}\n  dev:   {files['dev']}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="keras-seq2seq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +170,11 @@ def build_parser():
     evaluate.add_argument("--beam", action="store_true", help="beam search instead of greedy")
     evaluate.add_argument("--output", help="directory for hypotheses.txt and scores.json")
     evaluate.set_defaults(function=command_evaluate)
+
+    fetch = commands.add_parser(
+        "fetch-corpus", help="get the default Tatoeba fr-en corpus (../shared if present, else from PyPI)"
+    )
+    fetch.set_defaults(function=command_fetch_corpus)
 
     plot = commands.add_parser("plot-attention", help="PNG of the cross-attention for one sentence")
     plot.add_argument("--model", required=True, help="training run directory")

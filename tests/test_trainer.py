@@ -74,3 +74,46 @@ def test_schedule_warms_up_then_decays():
     assert rates[0] < rates[1] < rates[2]
     np.testing.assert_allclose(rates[2], 256**-0.5 * 100**-0.5, rtol=1e-5)
     np.testing.assert_allclose(rates[3], 256**-0.5 * 400**-0.5, rtol=1e-5)
+
+
+def test_nan_guard_stops_before_anything_is_saved():
+    import math
+
+    import pytest
+
+    from keras_seq2seq.trainer import NaNGuard
+
+    guard = NaNGuard()
+    guard.on_train_batch_end(0, {"loss": 1.5})
+    with pytest.raises(FloatingPointError, match="loss became nan at batch 7"):
+        guard.on_train_batch_end(7, {"loss": math.nan})
+
+
+def test_seeded_runs_are_reproducible(tmp_path):
+    from pathlib import Path
+
+    import keras
+
+    from keras_seq2seq import trainer
+    from keras_seq2seq.export import load_run
+    from keras_seq2seq.run_config import load_config
+
+    sample = str(Path(__file__).resolve().parent / "fixtures" / "tatoeba-sample.txt")
+    overrides = [
+        f"corpus.train={sample}", f"corpus.dev={sample}", "corpus.limit=64",
+        "tokenizer.source_vocab_size=150", "tokenizer.target_vocab_size=150", "model.preset=tiny",
+        "model.overrides.dropout=0.1", "training.token_budget=256", "training.max_length=32",
+        "training.epochs=2", "training.steps_per_epoch=4", "training.verbose=0",
+        "training.backup_every_steps=0", "training.seed=3",
+    ]
+    weights = []
+    for name in ("first", "second"):
+        trainer.train(load_config(None, overrides), tmp_path / name)
+        keras.mixed_precision.set_global_policy("float32")
+        model, _, _ = load_run(tmp_path / name, "last")
+        weights.append([np.asarray(w) for w in model.weights])
+    assert (tmp_path / "first" / "tokenizers" / "source.model").read_bytes() == (
+        tmp_path / "second" / "tokenizers" / "source.model"
+    ).read_bytes()
+    for first, second in zip(weights[0], weights[1]):
+        np.testing.assert_array_equal(first, second)

@@ -23,9 +23,9 @@ def step(title):
 def main():
     from keras_seq2seq.data.fetch import default_corpus_files
 
-    step("1/5 corpus")
+    step("1/5 corpus (keras-seq2seq fetch-corpus)")
+    cli.main(["fetch-corpus"])
     files = default_corpus_files()
-    print(f"Tatoeba fr-en (CC-BY 2.0 FR, tatoeba.org via manythings.org/anki): {files['train']}")
 
     step("2/5 training a short demo run (training/configs/demo-fr-en.yaml)")
     cli.main(["train", "--config", str(ROOT / "training/configs/demo-fr-en.yaml"), "--output", str(RUN_DIR)])
