@@ -13,10 +13,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BATCH_SIZE = 64
 
 
-def load_translate_fn(model_path, beam=False):
+def load_translate_fn(model_path, beam=False, n_best=1, sampling=None):
     """A function list[str] -> list[str] for a SavedModel directory or a training run directory.
 
-    With `beam`, the model's beam search (its `beam_search` signature) instead of greedy decoding.
+    Greedy by default; `beam` uses the model's beam search (`beam_search` signature), and
+    `n_best` > 1 then returns, per sentence, its best `n_best` translations joined by
+    newlines with their scores; `sampling` (a dict of temperature, top_k, top_p, seed)
+    draws the translation instead (`sample` signature).
     """
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the SavedModel uses)
@@ -24,18 +27,33 @@ def load_translate_fn(model_path, beam=False):
     model_path = Path(model_path)
     if (model_path / "saved_model.pb").exists():
         module = tf.saved_model.load(str(model_path))
-        signature = module.signatures["beam_search" if beam else "serving_default"]
+        signatures = module.signatures
+        signature = signatures["sample" if sampling else "beam_search" if beam else "serving_default"]
     elif (model_path / "model_config.json").exists():
         from keras_seq2seq.export import Translator, load_run
 
         module = Translator(*load_run(model_path))
-        signature = module.translate_beam if beam else module.translate
+        signature = module.translate_sample if sampling else module.translate_beam if beam else module.translate
     else:
         raise SystemExit(f"{model_path} is neither a SavedModel nor a training run directory")
 
+    extra = {}
+    if sampling:
+        extra = {
+            "temperature": tf.constant(sampling["temperature"], tf.float32),
+            "top_k": tf.constant(sampling["top_k"], tf.int32),
+            "top_p": tf.constant(sampling["top_p"], tf.float32),
+            "seed": tf.constant(sampling["seed"], tf.int32),
+        }
+
     def translate(sentences):
         # `module` stays referenced here: its tf.functions hold it only weakly.
-        outputs = signature(text=tf.constant(sentences, tf.string)) if module else None
+        outputs = signature(text=tf.constant(sentences, tf.string), **extra) if module else None
+        if beam and n_best > 1:
+            return [
+                "\n".join(f"{score:.3f}\t{text.decode('utf-8')}" for text, score in zip(texts[:n_best], scores))
+                for texts, scores in zip(outputs["n_best"].numpy(), outputs["scores"].numpy())
+            ]
         return [text.decode("utf-8") for text in outputs["translation"].numpy()]
 
     return translate
@@ -76,7 +94,10 @@ def command_export(args):
 
 
 def command_translate(args):
-    translate = load_translate_fn(args.model, args.beam)
+    sampling = None
+    if args.sample:
+        sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed}
+    translate = load_translate_fn(args.model, args.beam or args.n_best > 1, args.n_best, sampling)
     if args.text:
         sentences, progress = list(args.text), False
     else:
@@ -159,6 +180,12 @@ def build_parser():
     translate.add_argument("--model", required=True, help="SavedModel or run directory")
     translate.add_argument("--file", help="one sentence a line")
     translate.add_argument("--beam", action="store_true", help="beam search (the model's beam_search signature)")
+    translate.add_argument("--n-best", type=int, default=1, help="with beam search: print the N best, with scores")
+    translate.add_argument("--sample", action="store_true", help="draw translations instead of the best one")
+    translate.add_argument("--temperature", type=float, default=1.0)
+    translate.add_argument("--top-k", type=int, default=0, help="0: no top-k filter")
+    translate.add_argument("--top-p", type=float, default=1.0, help="1: no nucleus filter")
+    translate.add_argument("--seed", type=int, default=0)
     translate.add_argument("text", nargs="*")
     translate.set_defaults(function=command_translate)
 

@@ -39,6 +39,55 @@ def greedy_decode(model, source_ids, max_output_length=None, suppress_end=False)
         `(token_ids, scores)`: int32 [batch, output_length] without `[START]`, ending
         with `[END]` then padding; and the float32 sum of log-probabilities per sentence.
     """
+    choose = lambda log_probabilities, step: tf.argmax(log_probabilities, axis=-1, output_type=tf.int32)
+    return _decode(model, source_ids, choose, max_output_length, suppress_end)
+
+
+def sample_decode(model, source_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_output_length=None):
+    """Sampled translations: like `greedy_decode`, drawing each token instead of taking the best.
+
+    Args:
+        temperature: divides the logits; below 1 sharpens, above 1 flattens (> 0).
+        top_k: draw among the `top_k` most likely tokens only (0: all).
+        top_p: draw among the smallest set of tokens whose probabilities add up to
+            `top_p` (nucleus sampling; 1: all).
+        seed: the same seed gives the same samples (stateless random ops).
+
+    Returns:
+        `(token_ids, scores)` as `greedy_decode`; scores are the model's (untempered)
+        log-probabilities of the drawn tokens.
+    """
+    for name, value, valid in (
+        ("temperature", temperature, lambda v: v > 0),
+        ("top_k", top_k, lambda v: v >= 0),
+        ("top_p", top_p, lambda v: 0.0 < v <= 1.0),
+    ):
+        if isinstance(value, (int, float)) and not valid(value):
+            raise ValueError(f"{name} is out of range, got {name}={value!r}")
+    # Tensors too (the SavedModel's `sample` signature takes them as inputs).
+    temperature = tf.cast(temperature, tf.float32)
+    top_k = tf.cast(top_k, tf.int32)
+    top_p = tf.cast(top_p, tf.float32)
+    seed = tf.cast(seed, tf.int32)
+
+    def choose(log_probabilities, step):
+        logits = log_probabilities / temperature
+        vocab_size = tf.shape(logits)[-1]
+        kth_best = tf.math.top_k(logits, k=tf.where(top_k > 0, tf.minimum(top_k, vocab_size), vocab_size))
+        logits = tf.where(logits < kth_best.values[:, -1:], -1e9, logits)
+        sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+        cumulative = tf.cumsum(tf.nn.softmax(sorted_logits), axis=-1, exclusive=True)
+        # The lowest logit still inside the nucleus (the best token always is): everything below goes.
+        cutoff = tf.reduce_min(tf.where(cumulative < top_p, sorted_logits, 1e9), axis=-1, keepdims=True)
+        logits = tf.where((top_p < 1.0) & (logits < cutoff), -1e9, logits)
+        draws = tf.random.stateless_categorical(logits, 1, seed=tf.stack([seed, step]), dtype=tf.int32)
+        return draws[:, 0]
+
+    return _decode(model, source_ids, choose, max_output_length, False)
+
+
+def _decode(model, source_ids, choose, max_output_length, suppress_end):
+    """The cached decoding loop of `greedy_decode` and `sample_decode`; `choose` picks each token."""
     source_ids = tf.convert_to_tensor(source_ids, tf.int32)
     batch_size = tf.shape(source_ids)[0]
     cap = max_output_length or model.max_length - 1
@@ -61,7 +110,7 @@ def greedy_decode(model, source_ids, max_output_length=None, suppress_end=False)
         log_probabilities = tf.nn.log_softmax(logits[:, 0])
         if suppress_end:
             log_probabilities += end_penalty
-        next_token = tf.argmax(log_probabilities, axis=-1, output_type=tf.int32)
+        next_token = choose(log_probabilities, step)
         # A sentence at its limit ends here.
         next_token = tf.where(step + 1 >= limits, END_ID, next_token) if not suppress_end else next_token
         next_token = tf.where(finished, PAD_ID, next_token)

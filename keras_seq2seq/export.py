@@ -19,7 +19,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from keras_seq2seq.data.tokenizers import PAD_ID
-from keras_seq2seq.decoding import beam_search, greedy_decode
+from keras_seq2seq.decoding import beam_search, greedy_decode, sample_decode
 
 
 class Translator(tf.Module):
@@ -74,6 +74,20 @@ class Translator(tf.Module):
         n_best = tf.reshape(flat, shape[:2])
         return {"translation": n_best[:, 0], "n_best": n_best, "scores": scores}
 
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="text"),
+            tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([], tf.int32, name="top_k"),
+            tf.TensorSpec([], tf.float32, name="top_p"),
+            tf.TensorSpec([], tf.int32, name="seed"),
+        ]
+    )
+    def translate_sample(self, text, temperature, top_k, top_p, seed):
+        """Sampled translations (temperature, top-k, nucleus top-p; the same seed gives the same output)."""
+        token_ids, scores = sample_decode(self.model, self.source_ids(text), temperature, top_k, top_p, seed)
+        return {"translation": self.detokenize(token_ids), "score": scores}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def tokenize_source(self, text):
         """The source token ids the model sees (for debugging a translation)."""
@@ -94,6 +108,7 @@ def export_translator(translator, output_dir, extra_files=None):
         signatures={
             "serving_default": translator.translate.get_concrete_function(),
             "beam_search": translator.translate_beam.get_concrete_function(),
+            "sample": translator.translate_sample.get_concrete_function(),
             "tokenize_source": translator.tokenize_source.get_concrete_function(),
         },
     )

@@ -45,3 +45,37 @@ def test_train_command_fails_fast_on_a_bad_config(tmp_path):
     assert result.returncode != 0
     assert "training.epochs must be positive, got training.epochs=-1" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_translate_command_greedy_n_best_and_sampling(tiny_run, capsys, monkeypatch):
+    import io
+
+    from keras_seq2seq import cli
+
+    run_dir = str(tiny_run[0])
+    cli.main(["translate", "--model", run_dir, "Je suis étudiant."])
+    assert capsys.readouterr().out == "I am a student.\n"
+    cli.main(["translate", "--model", run_dir, "--n-best", "2", "Je suis étudiant."])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].endswith("\tI am a student.")
+    assert float(lines[0].split("\t")[0]) >= float(lines[1].split("\t")[0])
+    cli.main(["translate", "--model", run_dir, "--sample", "--top-k", "1", "--temperature", "2", "Je suis étudiant."])
+    assert capsys.readouterr().out == "I am a student.\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO("Je suis étudiant.\n\n"))
+    cli.main(["translate", "--model", run_dir])
+    assert capsys.readouterr().out.splitlines()[0] == "I am a student."
+
+
+def test_evaluate_command_writes_scores_and_hypotheses(tiny_run, tmp_path):
+    from pathlib import Path
+
+    from keras_seq2seq import cli
+
+    sample = Path(__file__).resolve().parent / "fixtures" / "tatoeba-sample.txt"
+    scores = cli.command_evaluate(cli.build_parser().parse_args(
+        ["evaluate", "--model", str(tiny_run[0]), "--data", str(sample), "--limit", "64",
+         "--output", str(tmp_path / "evaluation")]
+    ))
+    hypotheses = (tmp_path / "evaluation" / "hypotheses.txt").read_text().splitlines()
+    assert len(hypotheses) == 64 and hypotheses[0] == "I am a student."
+    assert scores["bleu"] > 80 and "case:mixed" in scores["bleu_signature"]

@@ -103,3 +103,33 @@ def test_cross_attention_plot(trained, tmp_path):
     )
     assert translation == "I am a student."
     assert (tmp_path / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sampling_is_seeded_and_respects_top_k(trained):
+    from keras_seq2seq.decoding import sample_decode
+
+    model, source_tokenizer, _ = trained
+    source = _source_batch(source_tokenizer, ["Je suis étudiant.", "Il est là, je crois ?"] * 4)
+    first, _ = sample_decode(model, source, temperature=1.5, seed=11)
+    again, _ = sample_decode(model, source, temperature=1.5, seed=11)
+    other, _ = sample_decode(model, source, temperature=1.5, seed=12)
+    np.testing.assert_array_equal(first.numpy(), again.numpy())
+    assert first.shape != other.shape or (first.numpy() != other.numpy()).any()
+    # top_k=1 (or a tiny nucleus) leaves only the best token: greedy.
+    greedy, _ = greedy_decode(model, source)
+    for kwargs in ({"top_k": 1}, {"top_p": 1e-6}):
+        sampled, _ = sample_decode(model, source, temperature=3.0, seed=5, **kwargs)
+        np.testing.assert_array_equal(sampled.numpy(), greedy.numpy())
+
+
+def test_sampling_arguments_are_checked(trained):
+    from keras_seq2seq.decoding import sample_decode
+
+    model, source_tokenizer, _ = trained
+    source = _source_batch(source_tokenizer, ["Va !"])
+    with pytest.raises(ValueError, match="temperature=0"):
+        sample_decode(model, source, temperature=0)
+    with pytest.raises(ValueError, match="top_k=-1"):
+        sample_decode(model, source, top_k=-1)
+    with pytest.raises(ValueError, match="top_p=1.5"):
+        sample_decode(model, source, top_p=1.5)

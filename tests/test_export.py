@@ -81,7 +81,11 @@ def test_long_input_is_truncated_to_the_model_limit(exported):
 def test_signatures_and_extra_files(exported):
     _, path = exported
     loaded = tf.saved_model.load(str(path))
-    assert set(loaded.signatures) == {"serving_default", "beam_search", "tokenize_source"}
+    assert set(loaded.signatures) == {"serving_default", "beam_search", "sample", "tokenize_source"}
+    sample = loaded.signatures["sample"]
+    args = dict(text=tf.constant(["Je suis étudiant."] * 3), temperature=tf.constant(1.0),
+                top_k=tf.constant(1), top_p=tf.constant(1.0), seed=tf.constant(4))
+    assert [t.decode() for t in sample(**args)["translation"].numpy()] == ["I am a student."] * 3
     beams = loaded.signatures["beam_search"](text=tf.constant(["Je suis étudiant.", ""]))
     assert beams["n_best"].shape == (2, 4) and beams["scores"].shape == (2, 4)
     assert beams["translation"].numpy()[0].decode() == "I am a student."
