@@ -86,21 +86,28 @@ def sample_decode(model, source_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0
     return _decode(model, source_ids, choose, max_output_length, False)
 
 
-def _decode(model, source_ids, choose, max_output_length, suppress_end):
-    """The cached decoding loop of `greedy_decode` and `sample_decode`; `choose` picks each token."""
+def _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes=False):
+    """The cached decoding loop of `greedy_decode` and `sample_decode`; `choose` picks each token.
+
+    With `static_shapes`, the cache and output are sized for `max_output_length` (a
+    Python int) rather than for this batch's longest limit, so XLA can compile the loop.
+    """
     source_ids = tf.convert_to_tensor(source_ids, tf.int32)
     batch_size = tf.shape(source_ids)[0]
     cap = max_output_length or model.max_length - 1
     limits = output_length_limits(source_ids, cap + 1)
     if suppress_end:
         limits = tf.fill([batch_size], cap)
-    steps = tf.reduce_max(limits) if max_output_length is None or not suppress_end else cap
-    cache_length = _bucketed(steps + 1)
+    if static_shapes or suppress_end:
+        steps, cache_length = cap, _bucketed(cap + 1)
+    else:
+        steps = tf.reduce_max(limits)
+        cache_length = _bucketed(steps + 1)
 
     encoder_output, source_mask = model.encode(source_ids)
     cross_key_values = model.decoder.compute_cross_key_values(encoder_output)
     cache = model.decoder.init_cache(batch_size, cache_length)
-    output = tf.TensorArray(tf.int32, size=steps, element_shape=tf.TensorShape([None]))
+    output = tf.zeros([batch_size, steps], tf.int32)
     end_penalty = tf.one_hot(END_ID, model.target_vocab_size, on_value=-1e9, off_value=0.0)
 
     def body(step, token, finished, scores, cache, output):
@@ -117,7 +124,8 @@ def _decode(model, source_ids, choose, max_output_length, suppress_end):
         gained = tf.gather(log_probabilities, next_token, batch_dims=1)
         scores += tf.where(finished, 0.0, gained)
         finished = finished | tf.equal(next_token, END_ID)
-        return step + 1, next_token, finished, scores, cache, output.write(step, next_token)
+        output += tf.one_hot(step, steps, dtype=tf.int32)[None, :] * next_token[:, None]
+        return step + 1, next_token, finished, scores, cache, output
 
     def condition(step, token, finished, scores, cache, output):
         return tf.logical_and(step < steps, tf.logical_not(tf.reduce_all(finished)))
@@ -134,7 +142,39 @@ def _decode(model, source_ids, choose, max_output_length, suppress_end):
             output,
         ),
     )
-    return tf.transpose(output.stack()), scores
+    return output, scores
+
+
+def compiled_greedy_decoder(model, length_bucket=16, batch_bucket=8, max_output_length=None):
+    """Greedy decoding compiled with XLA, one compilation per (batch, length) bucket.
+
+    Source batches are padded to a multiple of `batch_bucket` sentences and of
+    `length_bucket` tokens, and the cache is sized for `max_output_length` (default
+    the model's `max_length - 1`), so new batches of similar shape reuse the compiled
+    program. Returns a function `source_ids -> (token_ids, scores)` for the real rows.
+    """
+    cap = max_output_length or model.max_length - 1
+
+    @tf.function(jit_compile=True, reduce_retracing=False)
+    def decode(padded_source_ids):
+        return greedy_decode_static(model, padded_source_ids, cap)
+
+    def run(source_ids):
+        source_ids = tf.convert_to_tensor(source_ids, tf.int32)
+        batch_size, length = source_ids.shape
+        padded_length = max(1, -(-length // length_bucket)) * length_bucket
+        padded = tf.pad(source_ids, [[0, -batch_size % batch_bucket], [0, padded_length - length]])
+        token_ids, scores = decode(padded)
+        return token_ids[:batch_size], scores[:batch_size]
+
+    run.tracing_count = decode.experimental_get_tracing_count
+    return run
+
+
+def greedy_decode_static(model, source_ids, max_output_length):
+    """`greedy_decode` with every shape fixed by the input's and `max_output_length` (for XLA)."""
+    choose = lambda log_probabilities, step: tf.argmax(log_probabilities, axis=-1, output_type=tf.int32)
+    return _decode(model, source_ids, choose, max_output_length, False, static_shapes=True)
 
 
 def uncached_greedy_decode(model, source_ids, max_output_length):

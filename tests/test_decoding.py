@@ -133,3 +133,24 @@ def test_sampling_arguments_are_checked(trained):
         sample_decode(model, source, top_k=-1)
     with pytest.raises(ValueError, match="top_p=1.5"):
         sample_decode(model, source, top_p=1.5)
+
+
+def test_xla_compiled_greedy_matches_and_compiles_once_per_bucket(trained):
+    from keras_seq2seq.decoding import compiled_greedy_decoder
+
+    model, source_tokenizer, _ = trained
+    decode = compiled_greedy_decoder(model, length_bucket=16, batch_bucket=8, max_output_length=24)
+    batches = [
+        ["Je suis étudiant.", "Va !", "Il est là, je crois ?"],
+        ["Va !", "Je suis étudiant.", "Salut.", "Il est là.", "Je crois."],
+    ]
+    for sentences in batches:
+        source = _source_batch(source_tokenizer, sentences)
+        compiled, compiled_scores = decode(source)
+        expected, expected_scores = greedy_decode(model, source, max_output_length=24)
+        width = expected.shape[1]
+        np.testing.assert_array_equal(compiled.numpy()[:, :width], expected.numpy())
+        assert not compiled.numpy()[:, width:].any()
+        np.testing.assert_allclose(compiled_scores.numpy(), expected_scores.numpy(), atol=1e-3)
+    # Batches of 3 and 5 sentences, 6 to 12 pieces: one (8, 16) bucket, one compilation.
+    assert decode.tracing_count() == 1
