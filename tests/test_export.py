@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
@@ -90,3 +91,17 @@ def test_signatures_and_extra_files(exported):
     assert beams["n_best"].shape == (2, 4) and beams["scores"].shape == (2, 4)
     assert beams["translation"].numpy()[0].decode() == "I am a student."
     assert (path / "assets.extra" / "card.md").read_text() == "tiny"
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    import shutil
+
+    _, path = exported
+    tool = shutil.which("saved_model_cli") or str(Path(sys.executable).parent / "saved_model_cli")
+    result = subprocess.run(
+        [tool, "show", "--dir", str(path), "--tag_set", "serve"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("serving_default", "beam_search", "sample", "tokenize_source"):
+        assert f'"{name}"' in result.stdout
