@@ -188,3 +188,16 @@ def test_invalid_config_names_the_parameter(override, message):
     config.update(override)
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
         Seq2SeqTransformer(**config)
+
+
+def test_mixed_float16_trains_with_loss_scaling(batch):
+    from keras_seq2seq.objectives import MaskedCrossEntropy
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=MaskedCrossEntropy(0.1))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    source, target_in = batch
+    loss = model.train_on_batch((source, target_in), np.roll(target_in, -1, axis=1))
+    assert np.isfinite(loss)
+    assert all(np.isfinite(np.asarray(w)).all() for w in model.trainable_weights)
