@@ -5,8 +5,21 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from keras_seq2seq import layers, models  # noqa: E402
+from keras_seq2seq.decoding import beam_search, greedy_decode, sample_decode  # noqa: E402
+from keras_seq2seq.export import Translator, export_translator, load_run  # noqa: E402
 from keras_seq2seq.models import Seq2SeqTransformer  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Seq2SeqTransformer", "layers", "models", "__version__"]
+__all__ = [
+    "Seq2SeqTransformer",
+    "Translator",
+    "beam_search",
+    "export_translator",
+    "greedy_decode",
+    "layers",
+    "load_run",
+    "models",
+    "sample_decode",
+    "__version__",
+]

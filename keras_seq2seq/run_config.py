@@ -182,6 +182,15 @@ def _check_model(config):
         validate_model_config(**preset_config(config.model.preset, **config.model.overrides))
     except ValueError as error:
         raise ConfigError(f"model.overrides: {error}") from None
+    corpus = config.corpus
+    if corpus.kind in ("tsv", "aligned") and "default" in (corpus.train, corpus.dev):
+        raise ConfigError(f"corpus.kind={corpus.kind!r} needs corpus.train and corpus.dev paths, not 'default'")
+    if corpus.kind == "aligned" and any(path.count(",") != 1 for path in (corpus.train, corpus.dev)):
+        raise ConfigError("corpus.kind='aligned' needs corpus.train and corpus.dev as SOURCE_FILE,TARGET_FILE")
+    if corpus.kind == "tfds" and not (corpus.tfds_name and corpus.source_language and corpus.target_language):
+        raise ConfigError(
+            "corpus.kind='tfds' needs corpus.tfds_name, corpus.source_language and corpus.target_language"
+        )
     if config.training.token_budget < config.training.max_length:
         raise ConfigError(
             f"training.token_budget must be at least training.max_length={config.training.max_length}, "

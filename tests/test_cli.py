@@ -25,6 +25,8 @@ def test_default_config_is_valid():
         ("tokenizer.lowercase=maybe", "tokenizer.lowercase must be of type bool"),
         ("bogus.key=1", "unknown section bogus"),
         ("training.token_budget=16", "training.token_budget must be at least"),
+        ("corpus.kind=aligned", "needs corpus.train and corpus.dev paths"),
+        ("corpus.kind=tfds", "needs corpus.tfds_name"),
     ],
 )
 def test_bad_values_are_named(override, message):
