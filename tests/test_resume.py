@@ -39,7 +39,7 @@ def test_sigkill_then_same_command_resumes(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(_command(run_dir), cwd=root, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
+    deadline = time.time() + 900
     while len(_epochs_logged(run_dir)) < 3 and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
     time.sleep(0.6)  # into the middle of a later epoch
