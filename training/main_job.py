@@ -47,7 +47,7 @@ def main():
     print(
         "\nNext: translate with\n"
         "      .venv/bin/keras-seq2seq translate --model saved_models/fr-en-small \"Je suis étudiant.\"\n"
-        "      serve with TensorFlow Serving: see README.md, section Serving."
+        "      serve it with TensorFlow Serving: README.md, section \"Translating, evaluating, serving\"."
     )
     return 0
 
