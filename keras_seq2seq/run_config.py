@@ -155,9 +155,6 @@ def _build_section(section_name, section_class, values):
         if name not in fields:
             raise ConfigError(f"unknown key {key}; known keys of {section_name}: {sorted(fields)}")
         field_type = fields[name].type
-        field_type = {"int": int, "float": float, "str": str, "bool": bool, "dict": dict}.get(
-            field_type, field_type
-        )
         value = _coerce(key, value, field_type)
         if key in _CHOICES and value not in _CHOICES[key]:
             raise ConfigError(f"{key} must be one of {list(_CHOICES[key])}, got {key}={value!r}")

@@ -6,7 +6,6 @@ it does not keep: bad lines are counted by reason with their first line numbers 
 """
 
 import dataclasses
-import io
 import re
 import unicodedata
 import zipfile
@@ -72,7 +71,7 @@ def _open_lines(path):
             members = [name for name in archive.namelist() if name.endswith(".txt") and not name.startswith("_")]
             if len(members) != 1:
                 raise CorpusError(f"{path}: expected one pair file in the archive, found {members}")
-            return io.BytesIO(archive.read(members[0])).read().splitlines()
+            return archive.read(members[0]).splitlines()
     return path.read_bytes().splitlines()
 
 

@@ -11,6 +11,15 @@ from keras_seq2seq.run_config import load_config
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tatoeba-sample.txt"
 
 
+def _split_fixture(manual, train_lines, bad_dev_line=""):
+    """The ../shared layout (train.txt, dev.txt) made from the fixture."""
+    manual.mkdir()
+    lines = FIXTURE.read_text(encoding="utf-8").splitlines()
+    (manual / "train.txt").write_text("\n".join(lines[:train_lines]) + "\n", encoding="utf-8")
+    (manual / "dev.txt").write_text("\n".join(lines[train_lines:]) + "\n" + bad_dev_line, encoding="utf-8")
+    return manual
+
+
 def _prepare(tmp_path, manual_dir):
     builder = TatoebaPairs(config="fra", data_dir=str(tmp_path / "tfds"))
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
@@ -18,11 +27,7 @@ def _prepare(tmp_path, manual_dir):
 
 
 def test_builder_reads_train_and_dev_files(tmp_path):
-    manual = tmp_path / "manual"
-    manual.mkdir()
-    lines = FIXTURE.read_text(encoding="utf-8").splitlines()
-    (manual / "train.txt").write_text("\n".join(lines[:300]) + "\n", encoding="utf-8")
-    (manual / "dev.txt").write_text("\n".join(lines[300:]) + "\nno tab here\n", encoding="utf-8")
+    manual = _split_fixture(tmp_path / "manual", 300, bad_dev_line="no tab here\n")
     builder = _prepare(tmp_path, manual)
     assert builder.info.splits["train"].num_examples == 300
     assert builder.info.splits["dev"].num_examples == 100  # the bad line is skipped (and logged)
@@ -53,11 +58,7 @@ def test_builder_splits_a_whole_corpus_zip_without_shared_sentences(tmp_path):
 
 def test_train_and_dev_files_load_through_a_tfds_config(tmp_path):
     # The layout of ../shared/data/tatoeba-fr-en (a fixture: the real files take a minute).
-    manual = tmp_path / "manual"
-    manual.mkdir()
-    lines = FIXTURE.read_text(encoding="utf-8").splitlines()
-    (manual / "train.txt").write_text("\n".join(lines[:350]) + "\n", encoding="utf-8")
-    (manual / "dev.txt").write_text("\n".join(lines[350:]) + "\n", encoding="utf-8")
+    manual = _split_fixture(tmp_path / "manual", 350)
     config = load_config(None, [
         "corpus.kind=tfds", "corpus.tfds_name=tatoeba_pairs/fra", f"corpus.train={manual}",
         "corpus.source_language=fr", "corpus.target_language=en", "corpus.dev_split=dev",
