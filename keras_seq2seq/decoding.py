@@ -21,11 +21,47 @@ def output_length_limits(source_ids, max_length, ratio=1.5, extra=10):
 
 
 def _bucketed(length):
-    """`length` rounded up to a multiple of LENGTH_BUCKET (few distinct cache shapes)."""
+    """`length` rounded up to a multiple of LENGTH_BUCKET."""
     return (length + LENGTH_BUCKET - 1) // LENGTH_BUCKET * LENGTH_BUCKET
 
 
-def greedy_decode(model, source_ids, max_output_length=None, suppress_end=False):
+def cache_block_sizes(positions):
+    """The self-attention cache sizes a decoding loop goes through: 16, 32, 64, ... >= `positions`.
+
+    The cache starts small and doubles when full, so a step attends over the
+    positions written so far (rounded up to a power of two), not over the longest
+    output the loop allows: the cost per token stays flat as outputs get longer.
+    Each size is a static shape, so the loop compiles with XLA.
+    """
+    sizes, size = [], LENGTH_BUCKET
+    while size < positions:
+        sizes.append(size)
+        size *= 2
+    return sizes + [_bucketed(positions)]
+
+
+def _grow(cache, size):
+    """Pads each [2, batch, heads, length, head_dim] cache to `size` positions."""
+    return [tf.pad(block, [[0, 0], [0, 0], [0, 0], [0, size - block.shape[3]], [0, 0]]) for block in cache]
+
+
+def _while_in_cache_blocks(condition, body, state, cache_slot, positions):
+    """`tf.while_loop(condition, body, state)` run block by block over `cache_block_sizes`.
+
+    `state[0]` is the step (the cache position it writes), `state[cache_slot]` the
+    list of caches, grown between blocks. Blocks after the loop has ended run no step.
+    """
+    for size in cache_block_sizes(positions):
+        state = (*state[:cache_slot], _grow(state[cache_slot], size), *state[cache_slot + 1 :])
+        state = tf.while_loop(
+            lambda *loop_state, size=size: tf.logical_and(loop_state[0] < size, condition(*loop_state)),
+            body,
+            state,
+        )
+    return state
+
+
+def greedy_decode(model, source_ids, max_output_length=None, suppress_end=False, static_shapes=False):
     """Greedy translation ids of a batch of source ids.
 
     Args:
@@ -34,16 +70,19 @@ def greedy_decode(model, source_ids, max_output_length=None, suppress_end=False)
         max_output_length: overall cap on output tokens; defaults to the model's
             `max_length - 1`. Each sentence also stops at 1.5 x its length + 10.
         suppress_end: never emit `[END]` (benchmarks force an exact length this way).
+        static_shapes: output length `max_output_length` whatever the limits (for XLA).
 
     Returns:
         `(token_ids, scores)`: int32 [batch, output_length] without `[START]`, ending
         with `[END]` then padding; and the float32 sum of log-probabilities per sentence.
     """
     choose = lambda log_probabilities, step: tf.argmax(log_probabilities, axis=-1, output_type=tf.int32)
-    return _decode(model, source_ids, choose, max_output_length, suppress_end)
+    return _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes)
 
 
-def sample_decode(model, source_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_output_length=None):
+def sample_decode(
+    model, source_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_output_length=None, static_shapes=False
+):
     """Sampled translations: like `greedy_decode`, drawing each token instead of taking the best.
 
     Args:
@@ -83,14 +122,15 @@ def sample_decode(model, source_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0
         draws = tf.random.stateless_categorical(logits, 1, seed=tf.stack([seed, step]), dtype=tf.int32)
         return draws[:, 0]
 
-    return _decode(model, source_ids, choose, max_output_length, False)
+    return _decode(model, source_ids, choose, max_output_length, False, static_shapes)
 
 
 def _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes=False):
     """The cached decoding loop of `greedy_decode` and `sample_decode`; `choose` picks each token.
 
-    With `static_shapes`, the cache and output are sized for `max_output_length` (a
-    Python int) rather than for this batch's longest limit, so XLA can compile the loop.
+    With `static_shapes`, the output is [batch, max_output_length] whatever the
+    sentences' limits (padding after `[END]`), so XLA can compile the loop; the cache
+    grows in static blocks either way (`cache_block_sizes`).
     """
     source_ids = tf.convert_to_tensor(source_ids, tf.int32)
     batch_size = tf.shape(source_ids)[0]
@@ -98,21 +138,17 @@ def _decode(model, source_ids, choose, max_output_length, suppress_end, static_s
     limits = output_length_limits(source_ids, cap + 1)
     if suppress_end:
         limits = tf.fill([batch_size], cap)
-    if static_shapes or suppress_end:
-        steps, cache_length = cap, _bucketed(cap + 1)
-    else:
-        steps = tf.reduce_max(limits)
-        cache_length = _bucketed(steps + 1)
+    steps = tf.reduce_max(limits)
 
     encoder_output, source_mask = model.encode(source_ids)
     cross_key_values = model.decoder.compute_cross_key_values(encoder_output)
-    cache = model.decoder.init_cache(batch_size, cache_length)
-    output = tf.zeros([batch_size, steps], tf.int32)
+    output_kernel = model.decoder.output_kernel()
+    cache = model.decoder.init_cache(batch_size, cache_block_sizes(cap)[0])
     end_penalty = tf.one_hot(END_ID, model.target_vocab_size, on_value=-1e9, off_value=0.0)
 
     def body(step, token, finished, scores, cache, output):
         logits, cache = model.decoder.decode_step(
-            token[:, None], step, cache, cross_key_values, source_mask
+            token[:, None], step, cache, cross_key_values, source_mask, output_kernel
         )
         log_probabilities = tf.nn.log_softmax(logits[:, 0])
         if suppress_end:
@@ -124,57 +160,22 @@ def _decode(model, source_ids, choose, max_output_length, suppress_end, static_s
         gained = tf.gather(log_probabilities, next_token, batch_dims=1)
         scores += tf.where(finished, 0.0, gained)
         finished = finished | tf.equal(next_token, END_ID)
-        output += tf.one_hot(step, steps, dtype=tf.int32)[None, :] * next_token[:, None]
+        output += tf.one_hot(step, cap, dtype=tf.int32)[None, :] * next_token[:, None]
         return step + 1, next_token, finished, scores, cache, output
 
     def condition(step, token, finished, scores, cache, output):
         return tf.logical_and(step < steps, tf.logical_not(tf.reduce_all(finished)))
 
-    _, _, _, scores, _, output = tf.while_loop(
-        condition,
-        body,
-        (
-            tf.constant(0),
-            tf.fill([batch_size], START_ID),
-            tf.zeros([batch_size], tf.bool),
-            tf.zeros([batch_size], tf.float32),
-            cache,
-            output,
-        ),
+    initial = (
+        tf.constant(0),
+        tf.fill([batch_size], START_ID),
+        tf.zeros([batch_size], tf.bool),
+        tf.zeros([batch_size], tf.float32),
+        cache,
+        tf.zeros([batch_size, cap], tf.int32),
     )
-    return output, scores
-
-
-def compiled_greedy_decoder(model, length_bucket=16, batch_bucket=8, max_output_length=None):
-    """Greedy decoding compiled with XLA, one compilation per (batch, length) bucket.
-
-    Source batches are padded to a multiple of `batch_bucket` sentences and of
-    `length_bucket` tokens, and the cache is sized for `max_output_length` (default
-    the model's `max_length - 1`), so new batches of similar shape reuse the compiled
-    program. Returns a function `source_ids -> (token_ids, scores)` for the real rows.
-    """
-    cap = max_output_length or model.max_length - 1
-
-    @tf.function(jit_compile=True, reduce_retracing=False)
-    def decode(padded_source_ids):
-        return greedy_decode_static(model, padded_source_ids, cap)
-
-    def run(source_ids):
-        source_ids = tf.convert_to_tensor(source_ids, tf.int32)
-        batch_size, length = source_ids.shape
-        padded_length = max(1, -(-length // length_bucket)) * length_bucket
-        padded = tf.pad(source_ids, [[0, -batch_size % batch_bucket], [0, padded_length - length]])
-        token_ids, scores = decode(padded)
-        return token_ids[:batch_size], scores[:batch_size]
-
-    run.tracing_count = decode.experimental_get_tracing_count
-    return run
-
-
-def greedy_decode_static(model, source_ids, max_output_length):
-    """`greedy_decode` with every shape fixed by the input's and `max_output_length` (for XLA)."""
-    choose = lambda log_probabilities, step: tf.argmax(log_probabilities, axis=-1, output_type=tf.int32)
-    return _decode(model, source_ids, choose, max_output_length, False, static_shapes=True)
+    _, _, _, scores, _, output = _while_in_cache_blocks(condition, body, initial, 4, cap)
+    return (output if static_shapes else output[:, :steps]), scores
 
 
 def uncached_greedy_decode(model, source_ids, max_output_length):
@@ -205,13 +206,26 @@ def _length_penalty(lengths, alpha):
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
 
 
-def beam_search(model, source_ids, beam_size=4, length_penalty=0.6, max_output_length=None):
+def beam_search(
+    model,
+    source_ids,
+    beam_size=4,
+    length_penalty=0.6,
+    max_output_length=None,
+    suppress_end=False,
+    static_shapes=False,
+):
     """Beam search over the cached decoder step; returns every beam, best first.
 
     The cross-attention keys and values are computed once and expanded to the beams
     once; the self-attention caches follow their beams by one gather per step.
     Finished beams stay in the beam, extended with padding at no cost; the final
     ranking divides each score by the GNMT length penalty with `length_penalty` alpha.
+
+    Args:
+        suppress_end: never end before `max_output_length` (benchmarks force an
+            exact length this way).
+        static_shapes: output length `max_output_length` whatever the limits (for XLA).
 
     Returns:
         `(token_ids, scores)`: int32 [batch, beam_size, output_length] (ending with
@@ -223,57 +237,60 @@ def beam_search(model, source_ids, beam_size=4, length_penalty=0.6, max_output_l
     flat_size = batch_size * beam_size
     cap = max_output_length or model.max_length - 1
     limits = tf.repeat(output_length_limits(source_ids, cap + 1), beam_size)
+    if suppress_end:
+        limits = tf.fill([flat_size], cap)
     steps = tf.reduce_max(limits)
     vocab_size = model.target_vocab_size
 
     encoder_output, source_mask = model.encode(source_ids)
     cross_key_values = [
-        tf.repeat(key_value, beam_size, axis=0)
+        tf.repeat(key_value, beam_size, axis=1)
         for key_value in model.decoder.compute_cross_key_values(encoder_output)
     ]
     source_mask = tf.repeat(source_mask, beam_size, axis=0)
-    cache = model.decoder.init_cache(flat_size, _bucketed(steps + 1))
+    output_kernel = model.decoder.output_kernel()
+    cache = model.decoder.init_cache(flat_size, cache_block_sizes(cap)[0])
     # Only the first beam is live at the start, so the beams do not all pick the same token.
     scores = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], -1e9)], 0)[None], [batch_size, 1])
-    tokens = tf.zeros([flat_size, 0], tf.int32)
-    finished = tf.zeros([flat_size], tf.bool)
     pad_only = tf.one_hot(PAD_ID, vocab_size, on_value=0.0, off_value=-1e9)
+    at_limit = tf.one_hot(END_ID, vocab_size, on_value=0.0, off_value=-1e9)
+    end_penalty = tf.one_hot(END_ID, vocab_size, on_value=-1e9, off_value=0.0)
     batch_offsets = tf.range(batch_size)[:, None] * beam_size
 
     def body(step, last_token, tokens, scores, finished, cache):
         logits, cache = model.decoder.decode_step(
-            last_token[:, None], step, cache, cross_key_values, source_mask
+            last_token[:, None], step, cache, cross_key_values, source_mask, output_kernel
         )
         log_probabilities = tf.nn.log_softmax(logits[:, 0])
-        at_limit = tf.one_hot(END_ID, vocab_size, on_value=0.0, off_value=-1e9)
-        log_probabilities = tf.where((step + 1 >= limits)[:, None], at_limit, log_probabilities)
+        if suppress_end:
+            log_probabilities += end_penalty
+        else:
+            log_probabilities = tf.where((step + 1 >= limits)[:, None], at_limit, log_probabilities)
         log_probabilities = tf.where(finished[:, None], pad_only, log_probabilities)
         candidates = scores[:, :, None] + tf.reshape(log_probabilities, [batch_size, beam_size, vocab_size])
         scores, flat_indices = tf.math.top_k(tf.reshape(candidates, [batch_size, -1]), k=beam_size)
         origin = tf.reshape(flat_indices // vocab_size + batch_offsets, [-1])
         next_token = tf.reshape(flat_indices % vocab_size, [-1])
-        cache = [tf.gather(block_cache, origin) for block_cache in cache]
-        tokens = tf.concat([tf.gather(tokens, origin), next_token[:, None]], axis=1)
+        cache = [tf.gather(block_cache, origin, axis=1) for block_cache in cache]
+        tokens = tf.gather(tokens, origin) + tf.one_hot(step, cap, dtype=tf.int32)[None, :] * next_token[:, None]
         finished = tf.gather(finished, origin) | tf.equal(next_token, END_ID)
         return step + 1, next_token, tokens, scores, finished, cache
 
     def condition(step, last_token, tokens, scores, finished, cache):
         return tf.logical_and(step < steps, tf.logical_not(tf.reduce_all(finished)))
 
-    _, _, tokens, scores, _, _ = tf.while_loop(
-        condition,
-        body,
-        (tf.constant(0), tf.fill([flat_size], START_ID), tokens, scores, finished, cache),
-        shape_invariants=(
-            tf.TensorShape([]),
-            tf.TensorShape([None]),
-            tf.TensorShape([None, None]),
-            tf.TensorShape([None, beam_size]),
-            tf.TensorShape([None]),
-            [tf.TensorShape(block_cache.shape) for block_cache in cache],
-        ),
+    initial = (
+        tf.constant(0),
+        tf.fill([flat_size], START_ID),
+        tf.zeros([flat_size, cap], tf.int32),
+        scores,
+        tf.zeros([flat_size], tf.bool),
+        cache,
     )
-    tokens = tf.reshape(tokens, [batch_size, beam_size, -1])
+    _, _, tokens, scores, _, _ = _while_in_cache_blocks(condition, body, initial, 5, cap)
+    if not static_shapes:
+        tokens = tokens[:, :steps]
+    tokens = tf.reshape(tokens, [batch_size, beam_size, tf.shape(tokens)[1]])
     lengths = tf.reduce_sum(tf.cast(tf.not_equal(tokens, PAD_ID), tf.int32), axis=-1)
     normalised = scores / _length_penalty(lengths, length_penalty)
     order = tf.argsort(normalised, axis=-1, direction="DESCENDING")

@@ -22,17 +22,56 @@ from keras_seq2seq.data.tokenizers import PAD_ID
 from keras_seq2seq.decoding import beam_search, greedy_decode, sample_decode
 
 
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+SOURCE_LENGTH_BUCKET = 16
+_IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
+
+
+def _bucketed_batch(source_ids):
+    """Pads a batch of ids with empty rows and columns up to its (batch, length) bucket.
+
+    Batches grow to 1, 2, 4, ... 64 rows, then to multiples of 64; sources to a
+    multiple of 16 tokens. XLA compiles the decoder once per bucket, so a server sees
+    a few dozen shapes at most instead of one per request. Padding changes no output
+    (padded keys are masked; empty rows are dropped afterwards).
+    """
+    batch_size, length = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
+    buckets = tf.constant(BATCH_BUCKETS)
+    index = tf.minimum(tf.searchsorted(buckets, [batch_size], side="left")[0], len(BATCH_BUCKETS) - 1)
+    largest = BATCH_BUCKETS[-1]
+    rows = tf.where(batch_size <= largest, tf.gather(buckets, index), (batch_size + largest - 1) // largest * largest)
+    columns = (length + SOURCE_LENGTH_BUCKET - 1) // SOURCE_LENGTH_BUCKET * SOURCE_LENGTH_BUCKET
+    return tf.pad(source_ids, [[0, rows - batch_size], [0, columns - length]])
+
+
 class Translator(tf.Module):
-    """Tokenize -> encode -> cached greedy decode -> detokenize, for a batch of strings.
+    """Tokenize -> encode -> cached decode -> detokenize, for a batch of strings.
+
+    The decoding loops (ids in, ids out) are XLA-compiled functions, called on
+    batches padded to a few bucket shapes; tokenizing and detokenizing run around
+    them as ordinary TensorFlow ops. The first batch of each new bucket pays a
+    compilation (a few seconds); later ones reuse it.
 
     Args:
         model: a trained `Seq2SeqTransformer`.
         source_tokenizer, target_tokenizer: keras-hub SentencePiece tokenizers.
         beam_size, length_penalty: what the `beam_search` signature uses.
+        jit_compile: compile the decoding loops with XLA (False: plain TensorFlow
+            graph, slower, for runtimes without XLA).
+        force_output_length: benchmarks only: every output is exactly this many
+            tokens (`[END]` is suppressed).
     """
 
     def __init__(
-        self, model, source_tokenizer, target_tokenizer, beam_size=4, length_penalty=0.6, name="translator"
+        self,
+        model,
+        source_tokenizer,
+        target_tokenizer,
+        beam_size=4,
+        length_penalty=0.6,
+        jit_compile=True,
+        force_output_length=None,
+        name="translator",
     ):
         super().__init__(name=name)
         self.model = model
@@ -40,6 +79,35 @@ class Translator(tf.Module):
         self.target_tokenizer = target_tokenizer
         self.beam_size = beam_size
         self.length_penalty = length_penalty
+        self.max_output_length = force_output_length or model.max_length - 1
+        self.suppress_end = force_output_length is not None
+        compile_ = lambda function, signature: tf.function(
+            function, input_signature=signature, jit_compile=jit_compile, reduce_retracing=False
+        )
+        scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)
+        self._greedy_ids = compile_(self._greedy, [_IDS])
+        self._beam_ids = compile_(self._beam, [_IDS])
+        self._sample_ids = compile_(
+            self._sample,
+            [_IDS, scalar(tf.float32, "temperature"), scalar(tf.int32, "top_k"),
+             scalar(tf.float32, "top_p"), scalar(tf.int32, "seed")],
+        )
+
+    def _greedy(self, source_ids):
+        return greedy_decode(
+            self.model, source_ids, self.max_output_length, self.suppress_end, static_shapes=True
+        )
+
+    def _beam(self, source_ids):
+        return beam_search(
+            self.model, source_ids, self.beam_size, self.length_penalty, self.max_output_length,
+            suppress_end=self.suppress_end, static_shapes=True,
+        )
+
+    def _sample(self, source_ids, temperature, top_k, top_p, seed):
+        return sample_decode(
+            self.model, source_ids, temperature, top_k, top_p, seed, self.max_output_length, static_shapes=True
+        )
 
     def source_ids(self, text):
         """Token ids [batch, length >= 1] of (sanitized) strings, truncated to `max_length`."""
@@ -56,19 +124,23 @@ class Translator(tf.Module):
         text = self.target_tokenizer.detokenize(token_ids)
         return tf.strings.strip(text)
 
+    def _run(self, decode, text, *args):
+        """`decode` on the bucketed ids of `text`; the outputs of the real rows only."""
+        source_ids = self.source_ids(text)
+        outputs = decode(_bucketed_batch(source_ids), *args)
+        return [output[: tf.shape(source_ids)[0]] for output in outputs]
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):
         """`{"translation": string [batch], "score": float32 [batch]}`, greedy."""
-        token_ids, scores = greedy_decode(self.model, self.source_ids(text))
+        token_ids, scores = self._run(self._greedy_ids, text)
         return {"translation": self.detokenize(token_ids), "score": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate_beam(self, text):
         """Beam search: the best `translation` [batch], and every beam as `n_best`
         [batch, beam_size] with length-normalised `scores`, best first."""
-        token_ids, scores = beam_search(
-            self.model, self.source_ids(text), self.beam_size, self.length_penalty
-        )
+        token_ids, scores = self._run(self._beam_ids, text)
         shape = tf.shape(token_ids)
         flat = self.detokenize(tf.reshape(token_ids, [-1, shape[2]]))
         n_best = tf.reshape(flat, shape[:2])
@@ -85,7 +157,7 @@ class Translator(tf.Module):
     )
     def translate_sample(self, text, temperature, top_k, top_p, seed):
         """Sampled translations (temperature, top-k, nucleus top-p; the same seed gives the same output)."""
-        token_ids, scores = sample_decode(self.model, self.source_ids(text), temperature, top_k, top_p, seed)
+        token_ids, scores = self._run(self._sample_ids, text, temperature, top_k, top_p, seed)
         return {"translation": self.detokenize(token_ids), "score": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
@@ -95,7 +167,12 @@ class Translator(tf.Module):
 
 
 def export_translator(translator, output_dir, extra_files=None):
-    """Writes the SavedModel with its signatures, plus `extra_files` ({name: text}) in assets.extra/."""
+    """Writes the SavedModel with its signatures, plus `extra_files` ({name: text}) in assets.extra/.
+
+    assets.extra/ also receives `model_config.json` and the two SentencePiece models,
+    so `load_run` can rebuild the Keras model from the export (to fine-tune it, or to
+    export it again with other options).
+    """
     output_dir = Path(output_dir)
     if output_dir.exists():
         shutil.rmtree(output_dir)
@@ -114,23 +191,114 @@ def export_translator(translator, output_dir, extra_files=None):
     )
     extra = output_dir / "assets.extra"
     extra.mkdir(exist_ok=True)
-    for name, content in (extra_files or {}).items():
-        (extra / name).write_text(content if isinstance(content, str) else json.dumps(content, indent=2))
+    files = {
+        MODEL_CONFIG: translator.model.get_config(),
+        SOURCE_PROTO: translator.source_tokenizer.proto,
+        TARGET_PROTO: translator.target_tokenizer.proto,
+        **(extra_files or {}),
+    }
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (extra / name).write_bytes(content)
+        else:
+            (extra / name).write_text(content if isinstance(content, str) else json.dumps(content, indent=2))
     return output_dir
 
 
-def load_run(run_dir, checkpoint="best"):
-    """`(model, source_tokenizer, target_tokenizer)` of a training run directory."""
+MODEL_CONFIG = "model_config.json"
+SOURCE_PROTO = "source.spm.model"
+TARGET_PROTO = "target.spm.model"
+
+
+def load_run(path, checkpoint="best"):
+    """`(model, source_tokenizer, target_tokenizer)` of a training run directory or of an export.
+
+    A run directory gives its `checkpoint` ("best" or "last"); a SavedModel written
+    by `export_translator` gives the weights it holds (`checkpoint` is ignored), so
+    a shipped model can be fine-tuned or exported again.
+    """
     from keras_seq2seq.data.tokenizers import make_tokenizer
     from keras_seq2seq.models import Seq2SeqTransformer
 
-    run_dir = Path(run_dir)
-    config = json.loads((run_dir / "model_config.json").read_text())
+    path = Path(path)
+    if (path / "saved_model.pb").exists():
+        return _load_export(path)
+    config = json.loads((path / "model_config.json").read_text())
     # Trained in mixed precision or not, the exported model computes in float32.
     model = Seq2SeqTransformer.from_config({**config, "dtype": "float32"})
     model.build()
-    weights = run_dir / "checkpoints" / f"{checkpoint}.weights.h5"
+    weights = path / "checkpoints" / f"{checkpoint}.weights.h5"
     model.load_weights(str(weights))
-    source = make_tokenizer(run_dir / "tokenizers" / "source.model")
-    target = make_tokenizer(run_dir / "tokenizers" / "target.model")
+    source = make_tokenizer(path / "tokenizers" / "source.model")
+    target = make_tokenizer(path / "tokenizers" / "target.model")
     return model, source, target
+
+
+def _load_export(path):
+    import tensorflow_text  # noqa: F401  (the SavedModel's SentencePiece ops)
+
+    from keras_seq2seq.data.tokenizers import make_tokenizer
+    from keras_seq2seq.models import Seq2SeqTransformer
+    from keras_seq2seq.models.presets import preset_config
+
+    extra = path / "assets.extra"
+    if (extra / SOURCE_PROTO).exists():
+        source_proto, target_proto = (extra / SOURCE_PROTO).read_bytes(), (extra / TARGET_PROTO).read_bytes()
+    else:
+        source_proto, target_proto = _protos_from_graph(path)
+    source, target = make_tokenizer(source_proto), make_tokenizer(target_proto)
+    if (extra / MODEL_CONFIG).exists():
+        config = json.loads((extra / MODEL_CONFIG).read_text())
+    else:  # exports from before model_config.json: the run configuration's preset
+        run_config = json.loads((extra / "config.json").read_text())
+        config = preset_config(run_config["model"]["preset"], **run_config["model"]["overrides"])
+        config.update(
+            source_vocab_size=source.vocabulary_size(),
+            target_vocab_size=target.vocabulary_size(),
+            max_length=max(config.get("max_length", 0), run_config["training"]["max_length"]),
+        )
+    model = Seq2SeqTransformer.from_config({**config, "dtype": "float32"})
+    model.build()
+    _restore_variables(model, path / "variables" / "variables")
+    return model, source, target
+
+
+def _restore_variables(model, checkpoint):
+    """Assigns a SavedModel's `model/...` variables to the Keras model's, by attribute path."""
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    assigned = set()
+    for name, _ in tf.train.list_variables(str(checkpoint)):
+        if not (name.startswith("model/") and name.endswith(suffix)):
+            continue
+        target = model
+        for part in name[len("model/") : -len(suffix)].split("/"):
+            target = target[int(part)] if part.isdigit() else getattr(target, part)
+        target.assign(tf.train.load_variable(str(checkpoint), name))
+        assigned.add(id(target))
+    missing = [weight.path for weight in model.weights if id(weight) not in assigned]
+    if missing:
+        raise ValueError(f"{checkpoint}: no saved value for {len(missing)} weights, first {missing[:3]}")
+
+
+def _protos_from_graph(path):
+    """The (source, target) SentencePiece models embedded in an export's graph."""
+    import sentencepiece
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+    graph = saved_model.meta_graphs[0].graph_def
+    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+    protos = list({node.attr["model"].s: None for node in nodes if node.op == "SentencepieceOp"})
+    if len(protos) != 2:
+        raise ValueError(f"{path}: expected 2 SentencePiece models in the graph, found {len(protos)}")
+    # The source tokenizer is the one `tokenize_source` uses.
+    probe = "Je suis étudiant. I am a student."
+    loaded = tf.saved_model.load(str(path))
+    expected = loaded.signatures["tokenize_source"](text=tf.constant([probe]))["token_ids"][0].numpy()
+    expected = [int(i) for i in expected if i]
+    for index, proto in enumerate(protos):
+        if sentencepiece.SentencePieceProcessor(model_proto=proto).encode(probe) == expected:
+            return proto, protos[1 - index]
+    raise ValueError(f"{path}: cannot tell the source tokenizer from the target one")

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_seq2seq.data.tokenizers import END_ID
-from keras_seq2seq.decoding import greedy_decode, uncached_greedy_decode
-from keras_seq2seq.export import load_run
+from keras_seq2seq.data.tokenizers import END_ID, START_ID
+from keras_seq2seq.decoding import cache_block_sizes, greedy_decode, uncached_greedy_decode
+from keras_seq2seq.export import Translator, _bucketed_batch, load_run
 
 
 @pytest.fixture(scope="module")
@@ -135,22 +135,51 @@ def test_sampling_arguments_are_checked(trained):
         sample_decode(model, source, top_p=1.5)
 
 
-def test_xla_compiled_greedy_matches_and_compiles_once_per_bucket(trained):
-    from keras_seq2seq.decoding import compiled_greedy_decoder
-
+def test_forced_long_output_crosses_cache_blocks_like_teacher_forcing(trained):
+    """60 tokens run through the 16-, 32- and 64-position cache blocks; every token must
+    be the argmax of the full (uncached) decoder fed the tokens before it."""
     model, source_tokenizer, _ = trained
-    decode = compiled_greedy_decoder(model, length_bucket=16, batch_bucket=8, max_output_length=24)
+    source = _source_batch(source_tokenizer, ["Je suis étudiant.", "Va !"])
+    token_ids, _ = greedy_decode(model, source, max_output_length=60, suppress_end=True)
+    assert token_ids.shape == (2, 60)
+    target_in = tf.concat([tf.fill([2, 1], START_ID), token_ids[:, :-1]], axis=1)
+    logits = model((source, target_in)).numpy()
+    logits[..., END_ID] = -np.inf
+    np.testing.assert_array_equal(logits.argmax(-1), token_ids.numpy())
+
+
+def test_cache_block_sizes_double_up_to_the_output_length():
+    assert cache_block_sizes(10) == [16]
+    assert cache_block_sizes(127) == [16, 32, 64, 128]
+    assert cache_block_sizes(255) == [16, 32, 64, 128, 256]
+    assert cache_block_sizes(40) == [16, 32, 48]
+
+
+def test_translator_xla_buckets_match_plain_graph_and_single_sentences(trained):
+    model, source_tokenizer, target_tokenizer = trained
+    compiled = Translator(model, source_tokenizer, target_tokenizer)
+    plain = Translator(model, source_tokenizer, target_tokenizer, jit_compile=False)
     batches = [
         ["Je suis étudiant.", "Va !", "Il est là, je crois ?"],
         ["Va !", "Je suis étudiant.", "Salut.", "Il est là.", "Je crois."],
     ]
     for sentences in batches:
-        source = _source_batch(source_tokenizer, sentences)
-        compiled, compiled_scores = decode(source)
-        expected, expected_scores = greedy_decode(model, source, max_output_length=24)
-        width = expected.shape[1]
-        np.testing.assert_array_equal(compiled.numpy()[:, :width], expected.numpy())
-        assert not compiled.numpy()[:, width:].any()
-        np.testing.assert_allclose(compiled_scores.numpy(), expected_scores.numpy(), atol=1e-3)
-    # Batches of 3 and 5 sentences, 6 to 12 pieces: one (8, 16) bucket, one compilation.
-    assert decode.tracing_count() == 1
+        text = tf.constant(sentences)
+        with_xla, without = compiled.translate(text), plain.translate(text)
+        assert list(with_xla["translation"].numpy()) == list(without["translation"].numpy())
+        np.testing.assert_allclose(with_xla["score"].numpy(), without["score"].numpy(), atol=1e-3)
+        beams = compiled.translate_beam(text)["n_best"].numpy()
+        np.testing.assert_array_equal(beams, plain.translate_beam(text)["n_best"].numpy())
+        for index, sentence in enumerate(sentences):
+            alone = compiled.translate(tf.constant([sentence]))["translation"].numpy()[0]
+            assert alone == with_xla["translation"].numpy()[index]
+
+
+@pytest.mark.parametrize(
+    "shape, bucket", [((1, 1), (1, 16)), ((3, 7), (4, 16)), ((64, 16), (64, 16)), ((65, 17), (128, 32))]
+)
+def test_batches_are_padded_to_their_bucket(shape, bucket):
+    ids = tf.ones(shape, tf.int32)
+    padded = _bucketed_batch(ids)
+    assert tuple(padded.shape) == bucket
+    assert int(tf.reduce_sum(padded)) == shape[0] * shape[1]

@@ -90,23 +90,32 @@ class MultiHeadAttentionCore(keras.layers.Layer):
             projected, (shape[0], shape[1], self.num_heads, self._resolved_head_dim)
         )
 
+    def heads_first(self, projected):
+        """[batch, length, heads * head_dim] -> [batch, heads, length, head_dim].
+
+        Keys and values are kept in this layout (and so are the caches): each head's
+        keys are then one contiguous matrix, and attention is a plain batched matmul
+        with no transpose of the (long) key and value tensors at every decoding step.
+        """
+        return ops.transpose(self.split_heads(projected), (0, 2, 1, 3))
+
     def attend(self, query, key, value, attention_mask, training=None):
         """Attention over heads already split; returns (output, attention_probabilities).
 
         Args:
             query: [batch, target_len, heads, head_dim].
-            key, value: [batch, source_len, heads, head_dim].
+            key, value: [batch, heads, source_len, head_dim] (see `heads_first`).
             attention_mask: boolean, broadcastable to [batch, target_len, source_len];
                 True where the query position may attend the key position.
         """
         query = ops.multiply(query, ops.cast(self._resolved_head_dim**-0.5, query.dtype))
-        scores = ops.einsum("bthd,bshd->bhts", query, key)
+        scores = ops.einsum("bthd,bhsd->bhts", query, key)
         if attention_mask is not None:
             mask = ops.expand_dims(ops.cast(attention_mask, "bool"), axis=1)
             scores = ops.where(mask, scores, ops.cast(mask_fill_value(scores.dtype), scores.dtype))
         probabilities = ops.softmax(scores, axis=-1)
         dropped = self._dropout(probabilities, training=training)
-        context = ops.einsum("bhts,bshd->bthd", dropped, value)
+        context = ops.einsum("bhts,bhsd->bthd", dropped, value)
         shape = ops.shape(context)
         context = ops.reshape(context, (shape[0], shape[1], self._inner_dim))
         return self._output_dense(context), probabilities

@@ -65,11 +65,11 @@ class CrossMHA(MultiHeadAttentionCore):
         self.built = True
 
     def compute_key_value(self, encoder_output):
-        """Projects the encoder output once: [batch, 2, source_length, heads, head_dim]."""
+        """Projects the encoder output once: [2, batch, heads, source_length, head_dim]."""
         if not self.built:
             self.build(encoder_output.shape, encoder_output.shape)  # query width defaults to the encoder's
         key, value = ops.split(self._key_value_dense(encoder_output), 2, axis=-1)
-        return ops.stack([self.split_heads(key), self.split_heads(value)], axis=1)
+        return ops.stack([self.heads_first(key), self.heads_first(value)], axis=0)
 
     def call(
         self,
@@ -89,8 +89,8 @@ class CrossMHA(MultiHeadAttentionCore):
             attention_mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)
         output, probabilities = self.attend(
             self.split_heads(self._query_dense(query)),
-            key_value[:, 0],
-            key_value[:, 1],
+            key_value[0],
+            key_value[1],
             attention_mask,
             training=training,
         )

@@ -35,7 +35,7 @@ class MaskedMHA(MultiHeadAttentionCore):
         padding_mask: optional boolean [batch, length], True for real tokens.
             Defaults to the Keras mask of `inputs` (set by `PositionalEmbedding`).
             Ignored when a cache is given: cached positions are all real.
-        cache: optional [batch, 2, max_length, num_heads, head_dim], keys then values.
+        cache: optional [2, batch, num_heads, max_length, head_dim], keys then values.
         cache_index: int scalar, position of `inputs[:, 0]` in the cache.
         return_attention_scores: also return [batch, heads, length, key_length].
 
@@ -65,7 +65,7 @@ class MaskedMHA(MultiHeadAttentionCore):
     def init_cache(self, batch_size, max_length, dtype=None):
         """An empty cache for `max_length` positions."""
         return ops.zeros(
-            (batch_size, 2, max_length, self.num_heads, self._resolved_head_dim),
+            (2, batch_size, self.num_heads, max_length, self._resolved_head_dim),
             dtype=dtype or self.compute_dtype,
         )
 
@@ -83,7 +83,7 @@ class MaskedMHA(MultiHeadAttentionCore):
             padding_mask = mask
         projected = self._query_key_value_dense(inputs)
         query, key, value = ops.split(projected, 3, axis=-1)
-        query, key, value = self.split_heads(query), self.split_heads(key), self.split_heads(value)
+        query, key, value = self.split_heads(query), self.heads_first(key), self.heads_first(value)
         query_length = ops.shape(inputs)[1]
 
         if cache is None:
@@ -95,11 +95,11 @@ class MaskedMHA(MultiHeadAttentionCore):
         else:
             if cache_index is None:
                 raise ValueError("MaskedMHA: cache_index is required when a cache is given")
-            new_key_value = ops.cast(ops.stack([key, value], axis=1), cache.dtype)
-            cache = ops.slice_update(cache, (0, 0, cache_index, 0, 0), new_key_value)
-            key, value = cache[:, 0], cache[:, 1]
+            new_key_value = ops.cast(ops.stack([key, value], axis=0), cache.dtype)
+            cache = ops.slice_update(cache, (0, 0, 0, cache_index, 0), new_key_value)
+            key, value = cache[0], cache[1]
             attention_mask = ops.expand_dims(
-                causal_mask(query_length, ops.shape(cache)[2], query_offset=cache_index), 0
+                causal_mask(query_length, ops.shape(cache)[3], query_offset=cache_index), 0
             )
 
         output, probabilities = self.attend(query, key, value, attention_mask, training=training)

@@ -134,13 +134,32 @@ class Decoder(TransformerStack):
             self.output_projection.build((None, None, self.d_model))
         self.built = True
 
-    def project(self, stream):
+    def output_kernel(self):
+        """The [d_model, vocab_size] matrix of the vocabulary projection.
+
+        With tied embeddings it is the transposed embedding matrix: decoding loops
+        compute it once and pass it to `decode_step`, rather than transposing the
+        matrix at every step.
+        """
+        if self.tie_embeddings:
+            return ops.transpose(ops.cast(self.embedding.embeddings, self.compute_dtype))
+        return self.output_projection.kernel
+
+    def project(self, stream, output_kernel=None):
         """Vocabulary logits (float32) of the final stream."""
         if self.tie_embeddings:
-            logits = ops.matmul(stream, ops.transpose(ops.cast(self.embedding.embeddings, stream.dtype)))
+            if output_kernel is None:
+                # Contract over the embedding's own layout: no transposed copy per call.
+                embeddings = ops.cast(self.embedding.embeddings, stream.dtype)
+                logits = ops.einsum("btd,vd->btv", stream, embeddings)
+            else:
+                logits = ops.matmul(stream, ops.cast(output_kernel, stream.dtype))
             logits = logits + ops.cast(self.output_bias, logits.dtype)
-        else:
+        elif output_kernel is None:
             logits = self.output_projection(stream)
+        else:
+            logits = ops.matmul(stream, ops.cast(output_kernel, stream.dtype))
+            logits = logits + ops.cast(self.output_projection.bias, logits.dtype)
         return ops.cast(logits, "float32")
 
     def call(
@@ -170,10 +189,12 @@ class Decoder(TransformerStack):
         return [block.cross_attention.compute_key_value(encoder_output) for block in self.blocks]
 
     def init_cache(self, batch_size, max_length):
-        """Empty self-attention caches, one [batch, 2, max_length, heads, head_dim] per block."""
+        """Empty self-attention caches, one [2, batch, heads, max_length, head_dim] per block."""
         return [block.self_attention.init_cache(batch_size, max_length) for block in self.blocks]
 
-    def decode_step(self, token_ids, cache_index, cache, cross_key_values, encoder_padding_mask):
+    def decode_step(
+        self, token_ids, cache_index, cache, cross_key_values, encoder_padding_mask, output_kernel=None
+    ):
         """Logits for new positions given the caches of the earlier ones.
 
         Args:
@@ -183,6 +204,7 @@ class Decoder(TransformerStack):
             cache: from `init_cache` or the previous step.
             cross_key_values: from `compute_cross_key_values`.
             encoder_padding_mask: boolean [batch, source_length].
+            output_kernel: optionally `output_kernel()`, computed once per batch.
 
         Returns:
             `(logits [batch, new_length, vocab_size], cache)`.
@@ -198,7 +220,7 @@ class Decoder(TransformerStack):
                 cross_key_value=cross_key_value,
             )
             new_cache.append(block_cache)
-        return self.project(self._finish(stream)), new_cache
+        return self.project(self._finish(stream), output_kernel), new_cache
 
     def get_config(self):
         config = super().get_config()
