@@ -21,7 +21,6 @@ import tensorflow as tf
 from keras_seq2seq.data.tokenizers import PAD_ID
 from keras_seq2seq.decoding import beam_search, greedy_decode, sample_decode
 
-
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 SOURCE_LENGTH_BUCKET = 16
 _IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
@@ -283,7 +282,6 @@ def _restore_variables(model, checkpoint):
 def _protos_from_graph(path):
     """The (source, target) SentencePiece models embedded in an export's graph."""
     import sentencepiece
-
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved_model = saved_model_pb2.SavedModel()
