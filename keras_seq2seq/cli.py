@@ -87,8 +87,18 @@ def command_export(args):
     from keras_seq2seq.export import Translator, export_translator, load_run
 
     run_dir = Path(args.run_dir)
-    translator = Translator(*load_run(run_dir, args.checkpoint))
-    extra = {"config.json": (run_dir / "config.json").read_text()} if (run_dir / "config.json").exists() else {}
+    loaded = load_run(run_dir, args.checkpoint)
+    if args.format == "ctranslate2":
+        from keras_seq2seq.ctranslate2 import convert
+
+        path = convert(*loaded, args.output, quantization=args.quantization)
+        print(f"CTranslate2 model written to {path} (it takes and returns SentencePiece pieces)")
+        return
+    translator = Translator(*loaded, jit_compile=not args.no_xla)
+    config = run_dir / "config.json"
+    if not config.exists():  # re-exporting an export
+        config = run_dir / "assets.extra" / "config.json"
+    extra = {"config.json": config.read_text()} if config.exists() else {}
     path = export_translator(translator, args.output, extra)
     print(f"exported to {path}; try: keras-seq2seq translate --model {path} \"Je suis étudiant.\"")
 
@@ -171,9 +181,12 @@ def build_parser():
     train.set_defaults(function=command_train)
 
     export = commands.add_parser("export", help="export a run as a string-to-string SavedModel")
-    export.add_argument("run_dir")
+    export.add_argument("run_dir", help="a training run directory, or an exported SavedModel to re-export")
     export.add_argument("--output", required=True)
     export.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    export.add_argument("--format", default="saved_model", choices=["saved_model", "ctranslate2"])
+    export.add_argument("--no-xla", action="store_true", help="decode without XLA (runtimes that lack it)")
+    export.add_argument("--quantization", default=None, help="ctranslate2 only: int8, bfloat16, ...")
     export.set_defaults(function=command_export)
 
     translate = commands.add_parser("translate", help="translate arguments, a file or stdin")
