@@ -1,159 +1,149 @@
-"""Speed measurements (not tests): decoding and training, each against a baseline in the same run.
+"""Speed benchmarks (not tests): training and decoding against the peers, side by side in one run.
 
-    python3 dev.py bench                  # everything, small-preset dimensions
-    python3 dev.py bench --quick          # fewer repeats
+    python3 dev.py bench              # everything (about 40 minutes on 2 cores)
+    python3 dev.py bench --quick      # fewer steps and repeats, small preset only
 
-Prints a markdown table and writes benchmarks/results/latest.json. Figures are medians of
-repeated measurements after a warm-up, reported with their ratio to the baseline measured
-by the same script on the same machine.
+Each measurement runs in a fresh process (benchmarks/training.py, benchmarks/decoding.py)
+so no framework's threads, caches or memory affect another's; all of them run in this
+one invocation, on this machine, and every figure is reported with its ratio to the
+baseline measured in the same run. Times are medians of repeated steps after warm-up.
 
-So far: cached vs uncached (re-run the whole decoder each step, the TensorFlow tutorial's
-way) greedy decoding across output lengths, and the training step in float32 vs
-mixed_bfloat16. The peers of the benchmark issue (keras-hub, PyTorch, CTranslate2) are to come.
+Writes benchmarks/results/latest.json, latest.md (the tables in the README) and PNG
+plots in benchmarks/results/.
 """
 
 import argparse
 import json
 import os
 import platform
-import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from keras_seq2seq.decoding import greedy_decode, uncached_greedy_decode  # noqa: E402
-from keras_seq2seq.models import Seq2SeqTransformer  # noqa: E402
-from keras_seq2seq.objectives import MaskedCrossEntropy  # noqa: E402
-
-VOCAB = 8000
-RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+LENGTHS = (16, 32, 64, 128)
 
 
 def machine():
-    cpu = "unknown"
+    cpu, flags = "unknown", set()
     if Path("/proc/cpuinfo").exists():
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "unknown":
                 cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__}
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    import tensorflow as tf
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+    }
 
 
-def median_seconds(function, repeats, warmup=1):
-    for _ in range(warmup):
-        function()
-    times = []
+def matmul_peak(dtype, size=2048, repeats=10):
+    """GFLOP/s of a square matmul in TensorFlow (the peak model FLOPs are compared to)."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    matmul = tf.function(lambda x: tf.matmul(x, x))
+    matmul(a).numpy()
+    best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        matmul(a).numpy()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
 
 
-def decoding(repeats):
-    model = Seq2SeqTransformer.from_preset("small", source_vocab_size=VOCAB, target_vocab_size=VOCAB)
-    rows = []
-    for batch_size in (1, 64):
-        source = np.random.default_rng(0).integers(4, VOCAB, size=(batch_size, 20)).astype("int32")
-        for length in (16, 32, 64, 128):
-            cached = tf.function(lambda s, n=length: greedy_decode(model, s, n, suppress_end=True))
-            cached_seconds = median_seconds(lambda c=cached, s=source: c(s), repeats)
-            uncached_seconds = None
-            if length <= 32:  # quadratic: longer ones take minutes
-                uncached_seconds = median_seconds(
-                    lambda s=source, n=length: uncached_greedy_decode(model, s, n), max(1, repeats // 2)
-                )
-            tokens = batch_size * length
-            rows.append(
-                {
-                    "batch": batch_size,
-                    "length": length,
-                    "cached_tokens_per_s": tokens / cached_seconds,
-                    "cached_ms_per_step": 1000 * cached_seconds / length,
-                    "uncached_tokens_per_s": tokens / uncached_seconds if uncached_seconds else None,
-                }
-            )
+def run_worker(script, args, log):
+    command = [sys.executable, str(HERE / script), *args]
+    print("  $", " ".join(command[1:]), flush=True)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    log.write(f"$ {' '.join(command)}\n{result.stderr[-3000:]}\n")
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode or not rows:
+        print(f"    failed (exit {result.returncode}); see {RESULTS / 'worker.log'}", flush=True)
     return rows
 
 
-def training(repeats):
-    rows = []
-    rng = np.random.default_rng(0)
-    source = rng.integers(4, VOCAB, size=(64, 16)).astype("int32")
-    target_in = rng.integers(4, VOCAB, size=(64, 16)).astype("int32")
-    labels = rng.integers(4, VOCAB, size=(64, 16)).astype("int32")
-    for precision in ("float32", "mixed_bfloat16"):
-        keras.mixed_precision.set_global_policy(precision)
-        model = Seq2SeqTransformer.from_preset("small", source_vocab_size=VOCAB, target_vocab_size=VOCAB)
-        model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=MaskedCrossEntropy(0.1))
-        step = lambda m=model: m.train_on_batch((source, target_in), labels)
-        seconds = median_seconds(step, repeats, warmup=3)
-        rows.append(
-            {"precision": precision, "ms_per_step": 1000 * seconds, "target_tokens_per_s": labels.size / seconds}
-        )
-    keras.mixed_precision.set_global_policy("float32")
-    return rows
-
-
-def pipeline_padding():
-    """Padding share of one real epoch: our length buckets vs padding every pair to 40 tokens."""
-    from keras_seq2seq.data import pipeline
-    from keras_seq2seq.data.corpora import read_tatoeba
-    from keras_seq2seq.data.fetch import default_corpus_files
-    from keras_seq2seq.data.tokenizers import make_tokenizer, train_sentencepiece
-
-    pairs, _ = read_tatoeba(default_corpus_files()["train"])
-    tokenizers = [
-        make_tokenizer(train_sentencepiece([pair[side] for pair in pairs], 8000)) for side in (0, 1)
+def training_runs(quick):
+    steps = ["--steps", "6" if quick else "15", "--warmup", "4" if quick else "5"]
+    presets = ("small",) if quick else ("small", "base")
+    runs = []
+    for preset in presets:
+        p = ["--preset", preset]
+        runs += [
+            ("keras-hub, float32, XLA", ["--framework", "keras_hub", "--xla", *p]),
+            ("keras-hub, float32", ["--framework", "keras_hub", *p]),
+            ("PyTorch, float32", ["--framework", "torch", *p]),
+            ("PyTorch, bfloat16 autocast", ["--framework", "torch", "--precision", "mixed_bfloat16", *p]),
+            ("ours, float32", ["--framework", "ours", *p]),
+            ("ours, float32, XLA", ["--framework", "ours", "--xla", *p]),
+            ("ours, mixed bfloat16", ["--framework", "ours", "--precision", "mixed_bfloat16", *p]),
+            ("ours, mixed bfloat16, XLA", ["--framework", "ours", "--precision", "mixed_bfloat16", "--xla", *p]),
+        ]
+    real_steps = ["--steps", "20" if quick else "60", "--warmup", "10" if quick else "20"]
+    runs += [
+        ("keras-hub, keras.io pipeline (64 x 40)", ["--framework", "keras_hub", "--data", "real", "--xla"]),
+        ("ours, length buckets (3072 tokens)", ["--framework", "ours", "--data", "real"]),
+        (
+            "ours, length buckets, mixed bfloat16",
+            ["--framework", "ours", "--data", "real", "--precision", "mixed_bfloat16"],
+        ),
     ]
-    source_ids, target_ids, _ = pipeline.encode_pairs(pairs, *tokenizers, max_length=128)
-    bucketed = pipeline.padding_fraction(
-        pipeline.make_dataset(source_ids, target_ids, token_budget=3072, max_length=128)
-    )
-    real = sum(len(ids) + 1 for ids in target_ids if len(ids) + 1 <= 40)
-    fixed = 1.0 - real / (40 * sum(1 for ids in target_ids if len(ids) + 1 <= 40))
-    return {"bucketed_padding_fraction": bucketed, "fixed_40_padding_fraction": fixed}
+    return [(label, args + (real_steps if "real" in args else steps)) for label, args in runs]
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["training", "decoding"], default=None)
     args = parser.parse_args()
-    repeats = 3 if args.quick else 7
-    results = {
-        "machine": machine(),
-        "pipeline": pipeline_padding(),
-        "decoding": decoding(repeats),
-        "training": training(repeats),
-    }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    started = time.time()
+    info = machine()
+    info["matmul_gflops"] = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}
+    print(f"machine: {info}", flush=True)
+    results = {"machine": info, "training": [], "decoding": []}
+    previous = RESULTS / "latest.json"
+    if args.only and previous.exists():  # keep the other half of the last full run
+        old = json.loads(previous.read_text())
+        results["training" if args.only == "decoding" else "decoding"] = old.get(
+            "training" if args.only == "decoding" else "decoding", []
+        )
+    with (RESULTS / "worker.log").open("w") as log:
+        if args.only in (None, "training"):
+            print("training throughput", flush=True)
+            for label, worker_args in training_runs(args.quick):
+                for row in run_worker("training.py", worker_args, log):
+                    results["training"].append({"label": label, **row})
+        if args.only in (None, "decoding"):
+            print("decoding throughput", flush=True)
+            repeats = ["--repeats", "3" if args.quick else "5"]
+            for length in LENGTHS:
+                for engine in ("ours", "ctranslate2", "keras_hub", "uncached"):
+                    if engine == "uncached" and length > 64:
+                        continue  # quadratic: minutes per point
+                    rows = run_worker("decoding.py", ["--engine", engine, "--length", str(length), *repeats], log)
+                    results["decoding"] += rows
+        if args.only in (None, "decoding"):
+            print("serving memory", flush=True)
+            results["serving"] = run_worker("decoding.py", ["--engine", "serving", "--length", "0"], log)
+    results["minutes"] = (time.time() - started) / 60
+    previous.write_text(json.dumps(results, indent=2))
+    from report import write_report
 
-    print(f"\nMachine: {results['machine']['cpu']}, {results['machine']['cores']} cores\n")
-    print("| batch | output length | cached tokens/s | cached ms/step | uncached tokens/s | cached / uncached |")
-    print("|---|---|---|---|---|---|")
-    for row in results["decoding"]:
-        uncached = row["uncached_tokens_per_s"]
-        ratio = f"{row['cached_tokens_per_s'] / uncached:.1f}x" if uncached else "-"
-        print(f"| {row['batch']} | {row['length']} | {row['cached_tokens_per_s']:.0f} | "
-              f"{row['cached_ms_per_step']:.1f} | {uncached and f'{uncached:.0f}' or '-'} | {ratio} |")
-    base = results["training"][0]["target_tokens_per_s"]
-    print("\n| training precision | ms/step (64 x 16 tokens) | target tokens/s | vs float32 |")
-    print("|---|---|---|---|")
-    for row in results["training"]:
-        print(f"| {row['precision']} | {row['ms_per_step']:.0f} | {row['target_tokens_per_s']:.0f} | "
-              f"{row['target_tokens_per_s'] / base:.2f}x |")
-    padding = results["pipeline"]
-    print(f"\nPadding in one epoch of Tatoeba train (target side): length buckets "
-          f"{padding['bucketed_padding_fraction']:.1%}, fixed length 40 {padding['fixed_40_padding_fraction']:.1%}")
-    print(f"\nwritten: {RESULTS / 'latest.json'}")
+    markdown = write_report(results, RESULTS)
+    print(markdown)
+    print(f"written: {RESULTS}/latest.json, latest.md and plots ({results['minutes']:.0f} minutes)")
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
     main()

@@ -41,13 +41,13 @@ class MaskedCrossEntropy(keras.losses.Loss):
     def call(self, labels, logits):
         labels = ops.cast(labels, "int32")
         logits = ops.cast(logits, "float32")
-        log_probabilities = ops.log_softmax(logits, axis=-1)
-        true_log_probability = ops.take_along_axis(
-            log_probabilities, ops.expand_dims(labels, -1), axis=-1
-        )[..., 0]
-        losses = -(1.0 - self.label_smoothing) * true_log_probability
+        # The fused kernel: -log p(label), with a dense gradient (a gather of the log
+        # probabilities would back-propagate through a slow segment sum).
+        losses = (1.0 - self.label_smoothing) * tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
         if self.label_smoothing:
-            losses -= self.label_smoothing * ops.mean(log_probabilities, axis=-1)
+            # -mean_v log p(v) = logsumexp(logits) - mean(logits)
+            uniform = ops.logsumexp(logits, axis=-1) - ops.mean(logits, axis=-1)
+            losses += self.label_smoothing * uniform
         mask = ops.cast(ops.not_equal(labels, 0), "float32")
         real_tokens = _global_sum(ops.sum(mask))
         return losses * mask / ops.maximum(real_tokens, 1.0)

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_seq2seq.layers.dropout import Dropout
+
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
 class AddNorm(keras.layers.Layer):
@@ -35,7 +37,7 @@ class AddNorm(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, residual_shape, sublayer_output_shape=None):
-        self._dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self._dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         self._layer_norm = keras.layers.LayerNormalization(
             epsilon=self.epsilon, dtype=self.dtype_policy, name="layer_norm"
         )

@@ -3,6 +3,9 @@
 import keras
 from keras import ops
 
+from keras_seq2seq.layers.dense import PositionwiseDense
+from keras_seq2seq.layers.dropout import Dropout
+
 
 def mask_fill_value(dtype):
     """The score given to masked positions, chosen so it stays finite in `dtype`.
@@ -65,7 +68,7 @@ class MultiHeadAttentionCore(keras.layers.Layer):
         return model_dim // self.num_heads
 
     def _dense(self, units, name):
-        return keras.layers.Dense(
+        return PositionwiseDense(
             units,
             use_bias=self.use_bias,
             kernel_initializer=self.kernel_initializer,
@@ -80,7 +83,7 @@ class MultiHeadAttentionCore(keras.layers.Layer):
         self._resolved_head_dim = head_dim
         self._output_dense = self._dense(model_dim, "output")
         self._output_dense.build((None, None, self._inner_dim))
-        self._dropout = keras.layers.Dropout(self.attention_dropout, dtype=self.dtype_policy)
+        self._dropout = Dropout(self.attention_dropout, dtype=self.dtype_policy)
         return head_dim
 
     def split_heads(self, projected):

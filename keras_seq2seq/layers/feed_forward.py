@@ -2,6 +2,9 @@
 
 import keras
 
+from keras_seq2seq.layers.dense import PositionwiseDense
+from keras_seq2seq.layers.dropout import Dropout
+
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
 class FeedForward(keras.layers.Layer):
@@ -39,7 +42,7 @@ class FeedForward(keras.layers.Layer):
 
     def build(self, inputs_shape):
         def dense(units, activation, name):
-            return keras.layers.Dense(
+            return PositionwiseDense(
                 units,
                 activation=activation,
                 kernel_initializer=self.kernel_initializer,
@@ -49,7 +52,7 @@ class FeedForward(keras.layers.Layer):
 
         self._hidden_dense = dense(self.ff_dim, self.activation, "hidden")
         self._hidden_dense.build(inputs_shape)
-        self._dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self._dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         self._output_dense = dense(inputs_shape[-1], None, "output")
         self._output_dense.build(tuple(inputs_shape[:-1]) + (self.ff_dim,))
         self.built = True

@@ -34,7 +34,7 @@ def validate_model_config(**params):
     ):
         if name in params and params[name] is not None:
             _positive_int(name, params[name])
-    for name in ("dropout", "attention_dropout"):
+    for name in ("dropout", "attention_dropout", "ff_dropout"):
         if name in params:
             _rate(name, params[name])
     if "d_model" in params and "num_heads" in params and params["d_model"] % params["num_heads"]:

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_seq2seq.layers import CrossMHA, FeedForward, MaskedMHA
+from keras_seq2seq.layers.dense import PositionwiseDense
 from keras_seq2seq.models.residual import ResidualBlock
 from keras_seq2seq.models.stack import TransformerStack
 
@@ -37,7 +38,7 @@ class DecoderBlock(ResidualBlock):
         self.cross_attention = CrossMHA(self.num_heads, name="cross_attention", **attention_args)
         self.cross_attention.build(stream_shape)
         self.feed_forward = FeedForward(
-            self.ff_dim, self.activation, self.dropout, dtype=self.dtype_policy, name="feed_forward"
+            self.ff_dim, self.activation, self.ff_dropout, dtype=self.dtype_policy, name="feed_forward"
         )
         self.feed_forward.build(stream_shape)
         self._build_residuals(3, stream_shape)
@@ -128,7 +129,7 @@ class Decoder(TransformerStack):
                 shape=(self.vocab_size,), initializer="zeros", name="output_bias"
             )
         else:
-            self.output_projection = keras.layers.Dense(
+            self.output_projection = PositionwiseDense(
                 self.vocab_size, dtype=self.dtype_policy, name="output_projection"
             )
             self.output_projection.build((None, None, self.d_model))
@@ -149,9 +150,11 @@ class Decoder(TransformerStack):
         """Vocabulary logits (float32) of the final stream."""
         if self.tie_embeddings:
             if output_kernel is None:
-                # Contract over the embedding's own layout: no transposed copy per call.
+                # One 2-D matmul against the embedding in its own layout (the fastest form).
                 embeddings = ops.cast(self.embedding.embeddings, stream.dtype)
-                logits = ops.einsum("btd,vd->btv", stream, embeddings)
+                shape = ops.shape(stream)
+                flat = ops.matmul(ops.reshape(stream, (-1, shape[-1])), ops.transpose(embeddings))
+                logits = ops.reshape(flat, (shape[0], shape[1], self.vocab_size))
             else:
                 logits = ops.matmul(stream, ops.cast(output_kernel, stream.dtype))
             logits = logits + ops.cast(self.output_bias, logits.dtype)

@@ -31,7 +31,7 @@ class EncoderBlock(ResidualBlock):
         )
         self.self_attention.build(stream_shape)
         self.feed_forward = FeedForward(
-            self.ff_dim, self.activation, self.dropout, dtype=self.dtype_policy, name="feed_forward"
+            self.ff_dim, self.activation, self.ff_dropout, dtype=self.dtype_policy, name="feed_forward"
         )
         self.feed_forward.build(stream_shape)
         self._build_residuals(2, stream_shape)

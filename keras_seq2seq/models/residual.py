@@ -3,6 +3,7 @@
 import keras
 
 from keras_seq2seq.layers import AddNorm
+from keras_seq2seq.layers.dropout import Dropout
 
 
 class ResidualBlock(keras.layers.Layer):
@@ -19,6 +20,7 @@ class ResidualBlock(keras.layers.Layer):
         ff_dim,
         dropout=0.0,
         attention_dropout=0.0,
+        ff_dropout=0.0,
         activation="relu",
         normalize_first=False,
         **kwargs,
@@ -29,6 +31,7 @@ class ResidualBlock(keras.layers.Layer):
         self.ff_dim = ff_dim
         self.dropout = dropout
         self.attention_dropout = attention_dropout
+        self.ff_dropout = ff_dropout
         self.activation = activation
         self.normalize_first = normalize_first
 
@@ -40,7 +43,7 @@ class ResidualBlock(keras.layers.Layer):
             ]
             for norm in self._pre_norms:
                 norm.build(stream_shape)
-            self._residual_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+            self._residual_dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         else:
             self._add_norms = [
                 AddNorm(self.dropout, dtype=self.dtype_policy, name=f"add_norm_{i}") for i in range(count)
@@ -66,6 +69,7 @@ class ResidualBlock(keras.layers.Layer):
                 "ff_dim": self.ff_dim,
                 "dropout": self.dropout,
                 "attention_dropout": self.attention_dropout,
+                "ff_dropout": self.ff_dropout,
                 "activation": self.activation,
                 "normalize_first": self.normalize_first,
             }

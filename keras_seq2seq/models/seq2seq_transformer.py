@@ -24,6 +24,9 @@ class Seq2SeqTransformer(DistributedFitMixin, keras.Model):
         max_length: longest source or target sequence, in tokens.
         num_decoder_layers: decoder blocks, when different from `num_layers`.
         attention_dropout: dropout on attention probabilities, in [0, 1).
+        ff_dropout: dropout on the feed-forward hidden activations, in [0, 1)
+            (tensor2tensor's "relu dropout"; the paper has none, and it is costly
+            under XLA on CPU, where random bits for the wide hidden layer dominate).
         activation: feed-forward activation: relu, gelu, silu or swish.
         normalize_first: pre-norm blocks instead of the paper's post-norm (AddNorm).
         tie_embeddings: share the target embedding with the output projection.
@@ -62,6 +65,7 @@ class Seq2SeqTransformer(DistributedFitMixin, keras.Model):
         max_length=256,
         num_decoder_layers=None,
         attention_dropout=0.0,
+        ff_dropout=0.0,
         activation="relu",
         normalize_first=False,
         tie_embeddings=False,
@@ -80,6 +84,7 @@ class Seq2SeqTransformer(DistributedFitMixin, keras.Model):
             dropout=dropout,
             max_length=max_length,
             attention_dropout=attention_dropout,
+            ff_dropout=ff_dropout,
             activation=activation,
         )
         self.source_vocab_size = source_vocab_size
@@ -92,6 +97,7 @@ class Seq2SeqTransformer(DistributedFitMixin, keras.Model):
         self.max_length = max_length
         self.num_decoder_layers = num_decoder_layers
         self.attention_dropout = attention_dropout
+        self.ff_dropout = ff_dropout
         self.activation = activation
         self.normalize_first = normalize_first
         self.tie_embeddings = tie_embeddings
@@ -103,6 +109,7 @@ class Seq2SeqTransformer(DistributedFitMixin, keras.Model):
             dropout=dropout,
             max_length=max_length,
             attention_dropout=attention_dropout,
+            ff_dropout=ff_dropout,
             activation=activation,
             normalize_first=normalize_first,
             dtype=self.dtype_policy,
@@ -170,6 +177,7 @@ class Seq2SeqTransformer(DistributedFitMixin, keras.Model):
                 "max_length": self.max_length,
                 "num_decoder_layers": self.num_decoder_layers,
                 "attention_dropout": self.attention_dropout,
+                "ff_dropout": self.ff_dropout,
                 "activation": self.activation,
                 "normalize_first": self.normalize_first,
                 "tie_embeddings": self.tie_embeddings,

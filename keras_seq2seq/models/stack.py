@@ -3,6 +3,7 @@
 import keras
 
 from keras_seq2seq.layers import PositionalEmbedding
+from keras_seq2seq.layers.dropout import Dropout
 from keras_seq2seq.models.config import validate_model_config
 
 
@@ -24,6 +25,7 @@ class TransformerStack(keras.layers.Layer):
         dropout=0.1,
         max_length=256,
         attention_dropout=0.0,
+        ff_dropout=0.0,
         activation="relu",
         normalize_first=False,
         **kwargs,
@@ -38,6 +40,7 @@ class TransformerStack(keras.layers.Layer):
             dropout=dropout,
             max_length=max_length,
             attention_dropout=attention_dropout,
+            ff_dropout=ff_dropout,
             activation=activation,
         )
         self.vocab_size = vocab_size
@@ -48,6 +51,7 @@ class TransformerStack(keras.layers.Layer):
         self.dropout = dropout
         self.max_length = max_length
         self.attention_dropout = attention_dropout
+        self.ff_dropout = ff_dropout
         self.activation = activation
         self.normalize_first = normalize_first
 
@@ -56,7 +60,7 @@ class TransformerStack(keras.layers.Layer):
             self.vocab_size, self.d_model, self.max_length, dtype=self.dtype_policy, name="embedding"
         )
         self.embedding.build(None)
-        self._embedding_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self._embedding_dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         stream_shape = (None, None, self.d_model)
         self.blocks = []
         for index in range(self.num_layers):
@@ -65,6 +69,7 @@ class TransformerStack(keras.layers.Layer):
                 self.ff_dim,
                 dropout=self.dropout,
                 attention_dropout=self.attention_dropout,
+                ff_dropout=self.ff_dropout,
                 activation=self.activation,
                 normalize_first=self.normalize_first,
                 dtype=self.dtype_policy,
@@ -97,6 +102,7 @@ class TransformerStack(keras.layers.Layer):
                 "dropout": self.dropout,
                 "max_length": self.max_length,
                 "attention_dropout": self.attention_dropout,
+                "ff_dropout": self.ff_dropout,
                 "activation": self.activation,
                 "normalize_first": self.normalize_first,
             }
