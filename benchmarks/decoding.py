@@ -112,16 +112,16 @@ def keras_hub(length, sentences, repeats):
     from keras import ops
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from training import VOCAB, dims, keras_hub_model
-
     from keras_seq2seq.data.tokenizers import START_ID
     from keras_seq2seq.export import load_run
+    from training import VOCAB, dims, keras_hub_model
 
     _, source_tokenizer, _ = load_run(SHIPPED)
     config = dims("small")
     model = keras_hub_model(config)
     layers = model.layers
-    source_embedding, target_embedding = [layer for layer in layers if isinstance(layer, hub.layers.TokenAndPositionEmbedding)]
+    embeddings = [layer for layer in layers if isinstance(layer, hub.layers.TokenAndPositionEmbedding)]
+    source_embedding, target_embedding = embeddings
     encoders = [layer for layer in layers if isinstance(layer, hub.layers.TransformerEncoder)]
     decoders = [layer for layer in layers if isinstance(layer, hub.layers.TransformerDecoder)]
     projection = layers[-1]
@@ -214,7 +214,13 @@ def serving(length, sentences, repeats):
     return results
 
 
-ENGINES = {"serving": serving, "ours": ours, "uncached": uncached, "keras_hub": keras_hub, "ctranslate2": ctranslate2_engine}
+ENGINES = {
+    "serving": serving,
+    "ours": ours,
+    "uncached": uncached,
+    "keras_hub": keras_hub,
+    "ctranslate2": ctranslate2_engine,
+}
 
 
 def main(argv=None):

@@ -77,7 +77,8 @@ def decoding_tables(results):
                 if speed["ours"] is None:
                     continue
                 ratios = [
-                    f"{speed['ours'] / speed[e]:.2f}x" if speed[e] else "-" for e in ("ctranslate2", "keras_hub", "uncached")
+                    f"{speed['ours'] / speed[e]:.2f}x" if speed[e] else "-"
+                    for e in ("ctranslate2", "keras_hub", "uncached")
                 ]
                 lines.append(
                     f"| {search} | {batch} | {length} | " + " | ".join(_fmt(speed[e]) for e in ENGINES) + " | "
@@ -96,7 +97,8 @@ def decoding_tables(results):
             if not known:
                 continue
             growth = f"{known[-1] / known[0]:.2f}x" if len(known) > 1 else "-"
-            lines.append(f"| {ENGINE_NAMES[engine]} | {batch} | " + " | ".join(_fmt(s, 2) for s in steps) + f" | {growth} |")
+            cells = " | ".join(_fmt(step, 2) for step in steps)
+            lines.append(f"| {ENGINE_NAMES[engine]} | {batch} | {cells} | {growth} |")
     return lines
 
 

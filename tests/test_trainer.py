@@ -117,3 +117,25 @@ def test_seeded_runs_are_reproducible(tmp_path):
     ).read_bytes()
     for first, second in zip(weights[0], weights[1]):
         np.testing.assert_array_equal(first, second)
+
+
+def test_loss_gradient_is_the_smoothed_softmax_difference():
+    import tensorflow as tf
+
+    from keras_seq2seq.objectives import smoothed_cross_entropy
+
+    rng = np.random.default_rng(1)
+    logits = tf.constant(rng.normal(size=(2, 3, 6)), tf.float32)
+    labels = tf.constant([[1, 0, 5], [2, 2, 3]])
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = tf.reduce_sum(smoothed_cross_entropy(labels, logits, 0.1) * tf.constant([[1.0, 2.0, 3.0]]))
+    gradient = tape.gradient(loss, logits).numpy()
+    # The same loss through TensorFlow's own ops, differentiated by TensorFlow.
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        log_probabilities = tf.nn.log_softmax(logits)
+        target = 0.9 * tf.one_hot(labels, 6) + 0.1 / 6
+        reference = tf.reduce_sum(-tf.reduce_sum(target * log_probabilities, -1) * tf.constant([[1.0, 2.0, 3.0]]))
+    np.testing.assert_allclose(float(loss), float(reference), rtol=1e-5)
+    np.testing.assert_allclose(gradient, tape.gradient(reference, logits).numpy(), atol=1e-6)

@@ -1,6 +1,7 @@
 """The Transformer decoder: embedding, N blocks of masked, cross and feed-forward sublayers, logits."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from keras_seq2seq.layers import CrossMHA, FeedForward, MaskedMHA
@@ -153,7 +154,7 @@ class Decoder(TransformerStack):
                 # One 2-D matmul against the embedding in its own layout (the fastest form).
                 embeddings = ops.cast(self.embedding.embeddings, stream.dtype)
                 shape = ops.shape(stream)
-                flat = ops.matmul(ops.reshape(stream, (-1, shape[-1])), ops.transpose(embeddings))
+                flat = tf.linalg.matmul(ops.reshape(stream, (-1, shape[-1])), embeddings, transpose_b=True)
                 logits = ops.reshape(flat, (shape[0], shape[1], self.vocab_size))
             else:
                 logits = ops.matmul(stream, ops.cast(output_kernel, stream.dtype))

@@ -175,6 +175,7 @@ def test_presets():
         ({"dropout": 1.0}, "dropout=1.0"),
         ({"dropout": -0.1}, "dropout=-0.1"),
         ({"attention_dropout": 2}, "attention_dropout=2"),
+        ({"ff_dropout": -0.5}, "ff_dropout=-0.5"),
         ({"max_length": 0}, "max_length=0"),
         ({"source_vocab_size": 0}, "source_vocab_size=0"),
         ({"num_heads": 2.5}, "num_heads=2.5"),
