@@ -100,6 +100,31 @@ def training_runs(quick):
     return [(label, args + (real_steps if "real" in args else steps)) for label, args in runs]
 
 
+def merge_rounds(runs):
+    """One row per configuration: the median over the steps of all its rounds."""
+    import statistics
+
+    merged = {}
+    for row in runs:
+        key = (row["label"], row["preset"], row["data"])
+        if key not in merged:
+            merged[key] = {**row, "rounds": 0, "step_seconds": [], "step_tokens": []}
+        target = merged[key]
+        target["rounds"] += 1
+        target["step_seconds"] += row["step_seconds"]
+        target["step_tokens"] += row["step_tokens"]
+        target["peak_rss_mb"] = max(target["peak_rss_mb"], row["peak_rss_mb"])
+    for row in merged.values():
+        median = statistics.median(row["step_seconds"])
+        row["median_step_ms"] = 1000 * median
+        if row["data"] == "fixed":
+            row["target_tokens_per_s"] = row["step_tokens"][0] / median
+            row["model_gflop_per_s"] = row["model_tflop_per_step"] * 1000 / median
+        else:
+            row["target_tokens_per_s"] = sum(row["step_tokens"]) / sum(row["step_seconds"])
+    return list(merged.values())
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -119,10 +144,13 @@ def main():
         )
     with (RESULTS / "worker.log").open("w") as log:
         if args.only in (None, "training"):
-            print("training throughput", flush=True)
-            for label, worker_args in training_runs(args.quick):
-                for row in run_worker("training.py", worker_args, log):
-                    results["training"].append({"label": label, **row})
+            rounds = 1 if args.quick else 2
+            runs = []
+            for round_index in range(rounds):  # interleaved rounds: slow drifts of the machine hit every config
+                print(f"training throughput, round {round_index + 1} of {rounds}", flush=True)
+                for label, worker_args in training_runs(args.quick):
+                    runs += [{"label": label, **row} for row in run_worker("training.py", worker_args, log)]
+            results["training"] = merge_rounds(runs)
         if args.only in (None, "decoding"):
             print("decoding throughput", flush=True)
             repeats = ["--repeats", "3" if args.quick else "5"]

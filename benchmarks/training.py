@@ -242,6 +242,8 @@ def main(argv=None):
         # Real batches differ in size: tokens over time, summed over the measured steps.
         "target_tokens_per_s": sum(tokens) / sum(measured),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "step_seconds": measured,
+        "step_tokens": tokens,
     }
     if args.data == "fixed":
         flops = training_flops(dims(args.preset), FIXED_BATCH, FIXED_LENGTH, FIXED_LENGTH)

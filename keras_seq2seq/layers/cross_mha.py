@@ -68,8 +68,11 @@ class CrossMHA(MultiHeadAttentionCore):
         """Projects the encoder output once: [2, batch, heads, source_length, head_dim]."""
         if not self.built:
             self.build(encoder_output.shape, encoder_output.shape)  # query width defaults to the encoder's
+        return ops.stack(self._key_and_value(encoder_output), axis=0)
+
+    def _key_and_value(self, encoder_output):
         key, value = ops.split(self._key_value_dense(encoder_output), 2, axis=-1)
-        return ops.stack([self.heads_first(key), self.heads_first(value)], axis=0)
+        return self.heads_first(key), self.heads_first(value)
 
     def call(
         self,
@@ -80,17 +83,22 @@ class CrossMHA(MultiHeadAttentionCore):
         training=None,
         return_attention_scores=False,
     ):
-        if key_value is None:
-            if encoder_output is None:
-                raise ValueError("CrossMHA needs either encoder_output or key_value")
-            key_value = self.compute_key_value(encoder_output)
+        if key_value is not None:
+            key, value = key_value[0], key_value[1]
+        elif encoder_output is None:
+            raise ValueError("CrossMHA needs either encoder_output or key_value")
+        else:
+            # Not stacked then sliced: slicing's gradient would zero-fill and copy both.
+            if not self.built:
+                self.build(query.shape, encoder_output.shape)
+            key, value = self._key_and_value(encoder_output)
         attention_mask = None
         if encoder_padding_mask is not None:
             attention_mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)
         output, probabilities = self.attend(
             self.split_heads(self._query_dense(query)),
-            key_value[0],
-            key_value[1],
+            key,
+            value,
             attention_mask,
             training=training,
         )
