@@ -178,16 +178,20 @@ def export_translator(translator, output_dir, extra_files=None):
     # Run once first: the SentencePiece resources then exist outside the saving trace,
     # and the translator keeps working in this process after the export.
     translator.translate(tf.constant(["."]))
-    tf.saved_model.save(
-        translator,
-        str(output_dir),
-        signatures={
-            "serving_default": translator.translate.get_concrete_function(),
-            "beam_search": translator.translate_beam.get_concrete_function(),
-            "sample": translator.translate_sample.get_concrete_function(),
-            "tokenize_source": translator.tokenize_source.get_concrete_function(),
-        },
-    )
+    signatures = {
+        "serving_default": translator.translate.get_concrete_function(),
+        "beam_search": translator.translate_beam.get_concrete_function(),
+        "sample": translator.translate_sample.get_concrete_function(),
+        "tokenize_source": translator.tokenize_source.get_concrete_function(),
+    }
+    # Saved through a holder of the weights and tokenizers only: saving the Translator
+    # itself would store each tf.function twice (the signatures' traces and a second
+    # trace for the object's methods), a quarter of the SavedModel's size.
+    holder = tf.Module()
+    holder.model = translator.model
+    holder.source_tokenizer = translator.source_tokenizer
+    holder.target_tokenizer = translator.target_tokenizer
+    tf.saved_model.save(holder, str(output_dir), signatures=signatures)
     extra = output_dir / "assets.extra"
     extra.mkdir(exist_ok=True)
     files = {

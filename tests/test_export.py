@@ -128,3 +128,15 @@ def test_an_export_loads_back_into_an_identical_keras_model(exported, tmp_path, 
     reloaded = Translator(model, source, target)  # kept: tf.function methods hold their module weakly
     again = reloaded.translate(text)["translation"].numpy()
     assert list(again) == list(translator.translate(text)["translation"].numpy())
+
+
+def test_each_decoding_loop_is_stored_once(exported):
+    """Greedy, beam and sampling: three XLA-compiled functions, not a second trace of each."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    _, path = exported
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+    functions = saved_model.meta_graphs[0].graph_def.library.function
+    compiled = [f.signature.name for f in functions if f.attr["_XlaMustCompile"].b]
+    assert len(compiled) == 3, compiled
