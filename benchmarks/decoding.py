@@ -106,7 +106,6 @@ def uncached(length, sentences, repeats):
 
 
 def keras_hub(length, sentences, repeats):
-    import keras
     import keras_hub as hub
     import tensorflow as tf
     from keras import ops
@@ -175,7 +174,6 @@ def keras_hub(length, sentences, repeats):
         ids = tf.ragged.constant(source_tokenizer(sentences[:batch]), dtype=tf.int32).to_tensor()
         seconds = median_seconds(lambda i=ids: generate(i).numpy(), repeats)
         results.append(("greedy", batch, seconds))
-    del keras
     return results
 
 

@@ -66,8 +66,6 @@ def fixed_batches(steps):
 
 def real_batches(framework, steps):
     """`steps` batches of Tatoeba train pairs from `framework`'s own pipeline, as numpy."""
-    import tensorflow as tf
-
     from keras_seq2seq.data import pipeline
     from keras_seq2seq.data.corpora import read_tatoeba
     from keras_seq2seq.data.fetch import default_corpus_files
@@ -97,7 +95,6 @@ def real_batches(framework, steps):
         tgt_in = padded([[START_ID, *target_ids[i]] for i in rows])
         labels = padded([[*target_ids[i], END_ID] for i in rows])
         batches.append(((src, tgt_in), labels))
-    del tf
     return batches
 
 

@@ -20,8 +20,8 @@ def output_length_limits(source_ids, max_length, ratio=1.5, extra=10):
     return tf.minimum(limits, max_length - 1)
 
 
-def _bucketed(length):
-    """`length` rounded up to a multiple of LENGTH_BUCKET."""
+def bucketed_length(length):
+    """`length` (an int or an int tensor) rounded up to a multiple of LENGTH_BUCKET."""
     return (length + LENGTH_BUCKET - 1) // LENGTH_BUCKET * LENGTH_BUCKET
 
 
@@ -37,7 +37,7 @@ def cache_block_sizes(positions):
     while size < positions:
         sizes.append(size)
         size *= 2
-    return sizes + [_bucketed(positions)]
+    return sizes + [bucketed_length(positions)]
 
 
 def _grow(cache, size):

@@ -19,10 +19,9 @@ from pathlib import Path
 import tensorflow as tf
 
 from keras_seq2seq.data.tokenizers import PAD_ID
-from keras_seq2seq.decoding import beam_search, greedy_decode, sample_decode
+from keras_seq2seq.decoding import beam_search, bucketed_length, greedy_decode, sample_decode
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-SOURCE_LENGTH_BUCKET = 16
 _IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
 
 
@@ -39,7 +38,7 @@ def _bucketed_batch(source_ids):
     index = tf.minimum(tf.searchsorted(buckets, [batch_size], side="left")[0], len(BATCH_BUCKETS) - 1)
     largest = BATCH_BUCKETS[-1]
     rows = tf.where(batch_size <= largest, tf.gather(buckets, index), (batch_size + largest - 1) // largest * largest)
-    columns = (length + SOURCE_LENGTH_BUCKET - 1) // SOURCE_LENGTH_BUCKET * SOURCE_LENGTH_BUCKET
+    columns = bucketed_length(length)
     return tf.pad(source_ids, [[0, rows - batch_size], [0, columns - length]])
 
 

@@ -137,34 +137,29 @@ class Decoder(TransformerStack):
         self.built = True
 
     def output_kernel(self):
-        """The [d_model, vocab_size] matrix of the vocabulary projection.
+        """With tied embeddings, the transposed embedding matrix [d_model, vocab_size].
 
-        With tied embeddings it is the transposed embedding matrix: decoding loops
-        compute it once and pass it to `decode_step`, rather than transposing the
-        matrix at every step.
+        Decoding loops compute it once per batch and pass it to `decode_step`, rather
+        than transposing the matrix at every step. Without tied embeddings the output
+        Dense kernel is already in that layout: None, and `project` uses the layer.
         """
         if self.tie_embeddings:
             return ops.transpose(ops.cast(self.embedding.embeddings, self.compute_dtype))
-        return self.output_projection.kernel
+        return None
 
     def project(self, stream, output_kernel=None):
         """Vocabulary logits (float32) of the final stream."""
-        if self.tie_embeddings:
-            if output_kernel is None:
-                # One 2-D matmul against the embedding in its own layout (the fastest form).
-                embeddings = ops.cast(self.embedding.embeddings, stream.dtype)
-                shape = ops.shape(stream)
-                flat = tf.linalg.matmul(ops.reshape(stream, (-1, shape[-1])), embeddings, transpose_b=True)
-                logits = ops.reshape(flat, (shape[0], shape[1], self.vocab_size))
-            else:
-                logits = ops.matmul(stream, ops.cast(output_kernel, stream.dtype))
-            logits = logits + ops.cast(self.output_bias, logits.dtype)
-        elif output_kernel is None:
-            logits = self.output_projection(stream)
+        if not self.tie_embeddings:
+            return ops.cast(self.output_projection(stream), "float32")
+        if output_kernel is None:
+            # One 2-D matmul against the embedding in its own layout (the fastest form).
+            embeddings = ops.cast(self.embedding.embeddings, stream.dtype)
+            shape = ops.shape(stream)
+            flat = tf.linalg.matmul(ops.reshape(stream, (-1, shape[-1])), embeddings, transpose_b=True)
+            logits = ops.reshape(flat, (shape[0], shape[1], self.vocab_size))
         else:
             logits = ops.matmul(stream, ops.cast(output_kernel, stream.dtype))
-            logits = logits + ops.cast(self.output_projection.bias, logits.dtype)
-        return ops.cast(logits, "float32")
+        return ops.cast(logits + ops.cast(self.output_bias, logits.dtype), "float32")
 
     def call(
         self,
