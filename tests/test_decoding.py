@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from keras_seq2seq.data.tokenizers import END_ID, START_ID
-from keras_seq2seq.decoding import cache_block_sizes, greedy_decode, uncached_greedy_decode
+from keras_seq2seq.decoding import beam_search, cache_block_sizes, greedy_decode, uncached_greedy_decode
 from keras_seq2seq.export import Translator, _bucketed_batch, load_run
 
 
@@ -173,6 +173,30 @@ def test_translator_xla_buckets_match_plain_graph_and_single_sentences(trained):
         for index, sentence in enumerate(sentences):
             alone = compiled.translate(tf.constant([sentence]))["translation"].numpy()[0]
             assert alone == with_xla["translation"].numpy()[index]
+
+
+def test_length_sorted_chunked_encoding_keeps_every_sentence_in_place(trained):
+    """More than 16 sentences of mixed lengths: encoded in sorted chunks, returned in input order."""
+    model, source_tokenizer, target_tokenizer = trained
+    translator = Translator(model, source_tokenizer, target_tokenizer)
+    words = "je suis étudiant il est là et elle aussi mais pas nous".split()
+    sentences = [" ".join(words[: 1 + (7 * index) % len(words)] * (1 + (index % 5 == 0) * 3)) + "." for index in range(37)]
+    text = tf.constant(sentences)
+    source_ids = translator.tokenize_source(text)["token_ids"]
+    lengths = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1).numpy()
+    assert lengths.max() > 16 >= np.sort(lengths)[15]  # chunks of different lengths, unsorted input
+    assert not (np.diff(lengths) >= 0).all()
+
+    expected_ids, expected_scores = greedy_decode(model, source_ids)
+    result = translator.translate(text)
+    expected = translator.detokenize(expected_ids).numpy()
+    assert list(result["translation"].numpy()) == list(expected)
+    np.testing.assert_allclose(result["score"].numpy(), expected_scores.numpy(), atol=1e-3)
+
+    beam_ids, beam_scores = beam_search(model, source_ids, beam_size=4)
+    beams = translator.translate_beam(text)
+    np.testing.assert_allclose(beams["scores"].numpy(), beam_scores.numpy(), atol=1e-3)
+    assert list(beams["translation"].numpy()) == list(translator.detokenize(beam_ids[:, 0]).numpy())
 
 
 @pytest.mark.parametrize(

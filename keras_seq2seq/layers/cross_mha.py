@@ -65,10 +65,10 @@ class CrossMHA(MultiHeadAttentionCore):
         self.built = True
 
     def compute_key_value(self, encoder_output):
-        """Projects the encoder output once: [2, batch, heads, source_length, head_dim]."""
+        """Projects the encoder output once: `(keys, values)`, each [batch, heads, source_length, head_dim]."""
         if not self.built:
             self.build(encoder_output.shape, encoder_output.shape)  # query width defaults to the encoder's
-        return ops.stack(self._key_and_value(encoder_output), axis=0)
+        return self._key_and_value(encoder_output)
 
     def _key_and_value(self, encoder_output):
         key, value = ops.split(self._key_value_dense(encoder_output), 2, axis=-1)
@@ -84,11 +84,10 @@ class CrossMHA(MultiHeadAttentionCore):
         return_attention_scores=False,
     ):
         if key_value is not None:
-            key, value = key_value[0], key_value[1]
+            key, value = key_value
         elif encoder_output is None:
             raise ValueError("CrossMHA needs either encoder_output or key_value")
         else:
-            # Not stacked then sliced: slicing's gradient would zero-fill and copy both.
             if not self.built:
                 self.build(query.shape, encoder_output.shape)
             key, value = self._key_and_value(encoder_output)

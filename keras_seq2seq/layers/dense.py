@@ -1,7 +1,38 @@
 """A Dense layer applied at every position as one two-dimensional matmul."""
 
 import keras
+import tensorflow as tf
 from keras import ops
+from tensorflow.compiler.tf2xla.python import xla
+from tensorflow.python.ops import control_flow_util
+
+
+def add_bias(product, bias):
+    """`product + bias`, written so XLA on CPU keeps a one-row matmul fast.
+
+    XLA's CPU compiler fuses a vector-matrix product with the addition that follows
+    it into one kernel, which runs about half as fast as the product alone (256 x 8000
+    float32: 114 us against 60). A decoding step of one sentence is all such products:
+    when `product` holds one position per sequence ([..., 1, units], the shape of a
+    decoding step) and XLA compiles it, an optimization barrier (free at run time)
+    keeps the two apart. Anywhere else it is the plain addition, which TensorFlow
+    fuses into the matmul itself when not compiling with XLA.
+    """
+    if len(product.shape) >= 2 and product.shape[-2] == 1 and _compiling_with_xla():
+        product = _barrier(product)
+    return ops.add(product, ops.cast(bias, product.dtype))
+
+
+def _compiling_with_xla():
+    return keras.backend.backend() == "tensorflow" and control_flow_util.GraphOrParentsInXlaContext(
+        tf.compat.v1.get_default_graph()
+    )
+
+
+@tf.custom_gradient
+def _barrier(tensor):
+    """`tensor`, with XLA's optimizations kept from crossing it (identity gradient)."""
+    return xla.optimization_barrier(tensor)[0], lambda upstream: upstream
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -11,11 +42,21 @@ class PositionwiseDense(keras.layers.Dense):
     Same weights, same results; [batch, length, d] inputs become one [batch * length, d]
     matmul instead of a broadcast batched matmul. Under XLA on CPU the 2-D form runs
     1.3x to 2x faster, forward and backward (measured for the Transformer's shapes).
+    A decoding step ([batch, 1, d]) gets its bias through `add_bias`.
     """
 
     def call(self, inputs, training=None):
-        shape = ops.shape(inputs)
+        if self._decoding_step(inputs):
+            outputs = ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype))
+            outputs = add_bias(ops.reshape(outputs, (-1, 1, self.units)), self.bias)
+            return self.activation(ops.reshape(outputs, (*ops.shape(inputs)[:-1], self.units)))
         if len(inputs.shape) <= 2:
             return super().call(inputs, training=training)
+        shape = ops.shape(inputs)
         flat = super().call(ops.reshape(inputs, (-1, shape[-1])), training=training)
         return ops.reshape(flat, (*shape[:-1], self.units))
+
+    def _decoding_step(self, inputs):
+        """One position per sequence ([batch, 1, d]) through a plain float layer with a bias."""
+        plain = self.bias is not None and not self.lora_enabled and self.quantization_mode is None
+        return plain and len(inputs.shape) == 3 and inputs.shape[1] == 1

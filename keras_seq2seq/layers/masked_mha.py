@@ -35,7 +35,9 @@ class MaskedMHA(MultiHeadAttentionCore):
         padding_mask: optional boolean [batch, length], True for real tokens.
             Defaults to the Keras mask of `inputs` (set by `PositionalEmbedding`).
             Ignored when a cache is given: cached positions are all real.
-        cache: optional [2, batch, num_heads, max_length, head_dim], keys then values.
+        cache: optional `(keys, values)`, each [batch, num_heads, max_length, head_dim]
+            (two tensors, not one stacked: reading a half of a stacked cache would copy it
+            at every step under XLA).
         cache_index: int scalar, position of `inputs[:, 0]` in the cache.
         return_attention_scores: also return [batch, heads, length, key_length].
 
@@ -63,11 +65,10 @@ class MaskedMHA(MultiHeadAttentionCore):
         self.built = True
 
     def init_cache(self, batch_size, max_length, dtype=None):
-        """An empty cache for `max_length` positions."""
-        return ops.zeros(
-            (2, batch_size, self.num_heads, max_length, self._resolved_head_dim),
-            dtype=dtype or self.compute_dtype,
-        )
+        """An empty `(keys, values)` cache for `max_length` positions."""
+        shape = (batch_size, self.num_heads, max_length, self._resolved_head_dim)
+        dtype = dtype or self.compute_dtype
+        return ops.zeros(shape, dtype=dtype), ops.zeros(shape, dtype=dtype)
 
     def call(
         self,
@@ -95,11 +96,13 @@ class MaskedMHA(MultiHeadAttentionCore):
         else:
             if cache_index is None:
                 raise ValueError("MaskedMHA: cache_index is required when a cache is given")
-            new_key_value = ops.cast(ops.stack([key, value], axis=0), cache.dtype)
-            cache = ops.slice_update(cache, (0, 0, 0, cache_index, 0), new_key_value)
-            key, value = cache[0], cache[1]
+            keys, values = cache
+            start = (0, 0, cache_index, 0)
+            key = ops.slice_update(keys, start, ops.cast(key, keys.dtype))
+            value = ops.slice_update(values, start, ops.cast(value, values.dtype))
+            cache = (key, value)
             attention_mask = ops.expand_dims(
-                causal_mask(query_length, ops.shape(cache)[3], query_offset=cache_index), 0
+                causal_mask(query_length, ops.shape(key)[2], query_offset=cache_index), 0
             )
 
         output, probabilities = self.attend(query, key, value, attention_mask, training=training)

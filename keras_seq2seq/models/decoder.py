@@ -5,7 +5,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_seq2seq.layers import CrossMHA, FeedForward, MaskedMHA
-from keras_seq2seq.layers.dense import PositionwiseDense
+from keras_seq2seq.layers.dense import PositionwiseDense, add_bias
 from keras_seq2seq.models.residual import ResidualBlock
 from keras_seq2seq.models.stack import TransformerStack
 
@@ -136,30 +136,17 @@ class Decoder(TransformerStack):
             self.output_projection.build((None, None, self.d_model))
         self.built = True
 
-    def output_kernel(self):
-        """With tied embeddings, the transposed embedding matrix [d_model, vocab_size].
-
-        Decoding loops compute it once per batch and pass it to `decode_step`, rather
-        than transposing the matrix at every step. Without tied embeddings the output
-        Dense kernel is already in that layout: None, and `project` uses the layer.
-        """
-        if self.tie_embeddings:
-            return ops.transpose(ops.cast(self.embedding.embeddings, self.compute_dtype))
-        return None
-
-    def project(self, stream, output_kernel=None):
+    def project(self, stream):
         """Vocabulary logits (float32) of the final stream."""
         if not self.tie_embeddings:
             return ops.cast(self.output_projection(stream), "float32")
-        if output_kernel is None:
-            # One 2-D matmul against the embedding in its own layout (the fastest form).
-            embeddings = ops.cast(self.embedding.embeddings, stream.dtype)
-            shape = ops.shape(stream)
-            flat = tf.linalg.matmul(ops.reshape(stream, (-1, shape[-1])), embeddings, transpose_b=True)
-            logits = ops.reshape(flat, (shape[0], shape[1], self.vocab_size))
-        else:
-            logits = ops.matmul(stream, ops.cast(output_kernel, stream.dtype))
-        return ops.cast(logits + ops.cast(self.output_bias, logits.dtype), "float32")
+        # One 2-D matmul against the embedding in its own layout: no transposed copy of
+        # the matrix, in training or at any decoding step (the fastest form under XLA).
+        embeddings = ops.cast(self.embedding.embeddings, stream.dtype)
+        shape = ops.shape(stream)
+        flat = tf.linalg.matmul(ops.reshape(stream, (-1, shape[-1])), embeddings, transpose_b=True)
+        logits = ops.reshape(flat, (shape[0], shape[1], self.vocab_size))
+        return ops.cast(add_bias(logits, self.output_bias), "float32")
 
     def call(
         self,
@@ -188,12 +175,10 @@ class Decoder(TransformerStack):
         return [block.cross_attention.compute_key_value(encoder_output) for block in self.blocks]
 
     def init_cache(self, batch_size, max_length):
-        """Empty self-attention caches, one [2, batch, heads, max_length, head_dim] per block."""
+        """Empty self-attention caches, one `(keys, values)` per block, each [batch, heads, max_length, head_dim]."""
         return [block.self_attention.init_cache(batch_size, max_length) for block in self.blocks]
 
-    def decode_step(
-        self, token_ids, cache_index, cache, cross_key_values, encoder_padding_mask, output_kernel=None
-    ):
+    def decode_step(self, token_ids, cache_index, cache, cross_key_values, encoder_padding_mask):
         """Logits for new positions given the caches of the earlier ones.
 
         Args:
@@ -203,7 +188,6 @@ class Decoder(TransformerStack):
             cache: from `init_cache` or the previous step.
             cross_key_values: from `compute_cross_key_values`.
             encoder_padding_mask: boolean [batch, source_length].
-            output_kernel: optionally `output_kernel()`, computed once per batch.
 
         Returns:
             `(logits [batch, new_length, vocab_size], cache)`.
@@ -219,7 +203,7 @@ class Decoder(TransformerStack):
                 cross_key_value=cross_key_value,
             )
             new_cache.append(block_cache)
-        return self.project(self._finish(stream), output_kernel), new_cache
+        return self.project(self._finish(stream)), new_cache
 
     def get_config(self):
         config = super().get_config()

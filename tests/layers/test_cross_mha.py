@@ -63,7 +63,8 @@ def test_precomputed_key_value_gives_same_output(rng):
     query = rng.normal(size=(2, 3, 8)).astype("float32")
     encoder_output = rng.normal(size=(2, 4, 8)).astype("float32")
     key_value = layer.compute_key_value(encoder_output)
-    assert tuple(key_value.shape) == (2, 2, 2, 4, 4)  # [keys|values, batch, heads, source, head_dim]
+    keys, values = key_value
+    assert tuple(keys.shape) == tuple(values.shape) == (2, 2, 4, 4)  # [batch, heads, source, head_dim]
     np.testing.assert_allclose(
         np.asarray(layer(query, key_value=key_value)),
         np.asarray(layer(query, encoder_output)),

@@ -22,3 +22,42 @@ def test_config_round_trip():
     layer = PositionwiseDense(3, use_bias=False, name="projection")
     clone = PositionwiseDense.from_config(layer.get_config())
     assert (clone.units, clone.use_bias, clone.name) == (3, False, "projection")
+
+
+def _op_types(function, *args):
+    return {op.type for op in function.get_concrete_function(*args).graph.get_operations()}
+
+
+def test_decoding_step_keeps_its_bias_add_apart_under_xla_only(rng):
+    """[batch, 1, d] under XLA: same values and gradients as keras Dense, through an optimization barrier."""
+    import tensorflow as tf
+
+    ours = PositionwiseDense(6, activation="relu")
+    reference = keras.layers.Dense(6, activation="relu")
+    ours.build((None, 1, 4))
+    reference.build((None, 1, 4))
+    ours.set_weights([rng.normal(size=(4, 6)).astype("float32"), rng.normal(size=6).astype("float32")])
+    reference.set_weights(ours.get_weights())
+
+    def value_and_gradients(layer):
+        def run(inputs):
+            with tf.GradientTape() as tape:
+                output = layer(inputs)
+                loss = tf.reduce_sum(output * tf.range(6, dtype=tf.float32))
+            return output, tape.gradient(loss, layer.trainable_weights)
+
+        return run
+
+    for batch in (1, 3):
+        inputs = tf.constant(rng.normal(size=(batch, 1, 4)).astype("float32"))
+        compiled = tf.function(value_and_gradients(ours), jit_compile=True)
+        assert "XlaOptimizationBarrier" in _op_types(compiled, inputs)
+        assert "XlaOptimizationBarrier" not in _op_types(tf.function(value_and_gradients(ours)), inputs)
+        output, gradients = compiled(inputs)
+        expected, expected_gradients = value_and_gradients(reference)(inputs)
+        np.testing.assert_allclose(output.numpy(), expected.numpy(), atol=1e-6)
+        for gradient, expected_gradient in zip(gradients, expected_gradients):
+            np.testing.assert_allclose(gradient.numpy(), expected_gradient.numpy(), atol=1e-5)
+    # Longer inputs (training, encoding) take Dense's own path.
+    longer = tf.constant(rng.normal(size=(2, 3, 4)).astype("float32"))
+    assert "XlaOptimizationBarrier" not in _op_types(tf.function(ours, jit_compile=True), longer)

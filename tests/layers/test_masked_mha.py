@@ -45,8 +45,12 @@ def test_cached_steps_equal_full_pass(rng):
         output, cache = layer(inputs[:, position : position + 1], cache=cache, cache_index=position)
         outputs.append(np.asarray(output))
     np.testing.assert_allclose(np.concatenate(outputs, axis=1), full, atol=1e-5)
+    keys, values = (np.asarray(part) for part in cache)
+    assert keys.shape == values.shape == (3, 4, 10, 4)  # [batch, heads, positions, head_dim]
+    assert np.abs(keys[:, :, :7]).min() > 0 and np.abs(values[:, :, :7]).min() > 0
     # Positions never written stay zero.
-    np.testing.assert_array_equal(np.asarray(cache)[:, :, 7:], 0.0)
+    np.testing.assert_array_equal(keys[:, :, 7:], 0.0)
+    np.testing.assert_array_equal(values[:, :, 7:], 0.0)
 
 
 def test_cache_accepts_several_new_positions(rng):
