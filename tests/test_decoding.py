@@ -180,7 +180,9 @@ def test_length_sorted_chunked_encoding_keeps_every_sentence_in_place(trained):
     model, source_tokenizer, target_tokenizer = trained
     translator = Translator(model, source_tokenizer, target_tokenizer)
     words = "je suis étudiant il est là et elle aussi mais pas nous".split()
-    sentences = [" ".join(words[: 1 + (7 * index) % len(words)] * (1 + (index % 5 == 0) * 3)) + "." for index in range(37)]
+    # Lengths 1 to 48 words in no order; every fifth sentence repeated four times over.
+    repeats = [1 + (index % 5 == 0) * 3 for index in range(37)]
+    sentences = [" ".join(words[: 1 + (7 * i) % len(words)] * repeats[i]) + "." for i in range(37)]
     text = tf.constant(sentences)
     source_ids = translator.tokenize_source(text)["token_ids"]
     lengths = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1).numpy()
