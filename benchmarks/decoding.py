@@ -43,7 +43,8 @@ def dev_sources(count=64):
     return [source for source, _ in pairs[:: max(1, len(pairs) // count)][:count]]
 
 
-def median_seconds(function, repeats, warmup=2):
+def timed(function, repeats, warmup=2):
+    """Seconds of each of `repeats` calls after `warmup` untimed ones."""
     for _ in range(warmup):
         function()
     times = []
@@ -51,7 +52,7 @@ def median_seconds(function, repeats, warmup=2):
         started = time.perf_counter()
         function()
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
 def ours(length, sentences, repeats):
@@ -68,7 +69,7 @@ def ours(length, sentences, repeats):
         function = loaded.signatures[signature]
         for batch in (1, 64):
             text = tf.constant(sentences[:batch])
-            seconds = median_seconds(lambda f=function, t=text: f(text=t)["translation"].numpy(), repeats)
+            seconds = timed(lambda f=function, t=text: f(text=t)["translation"].numpy(), repeats)
             results.append((search, batch, seconds))
     return results
 
@@ -100,7 +101,7 @@ def uncached(length, sentences, repeats):
     results = []
     for batch in (1, 64):
         ids = tf.ragged.constant(source_tokenizer(sentences[:batch]), dtype=tf.int32).to_tensor()
-        seconds = median_seconds(lambda i=ids: decode(i).numpy(), max(1, repeats // 2), warmup=1)
+        seconds = timed(lambda i=ids: decode(i).numpy(), max(1, repeats // 2), warmup=1)
         results.append(("greedy", batch, seconds))
     return results
 
@@ -172,7 +173,7 @@ def keras_hub(length, sentences, repeats):
     results = []
     for batch in (1, 64):
         ids = tf.ragged.constant(source_tokenizer(sentences[:batch]), dtype=tf.int32).to_tensor()
-        seconds = median_seconds(lambda i=ids: generate(i).numpy(), repeats)
+        seconds = timed(lambda i=ids: generate(i).numpy(), repeats)
         results.append(("greedy", batch, seconds))
     return results
 
@@ -194,7 +195,7 @@ def ctranslate2_engine(length, sentences, repeats):
             run = lambda p=pieces[:batch], b=beam: translator.translate_batch(
                 p, beam_size=b, min_decoding_length=length, max_decoding_length=length, max_batch_size=64
             )
-            results.append((search, batch, median_seconds(run, repeats)))
+            results.append((search, batch, timed(run, repeats)))
     return results
 
 
@@ -207,7 +208,7 @@ def serving(length, sentences, repeats):
     text = tf.constant(sentences)
     results = []
     for search, signature in (("greedy", "serving_default"), ("beam4", "beam_search")):
-        seconds = median_seconds(lambda s=signature: loaded.signatures[s](text=text)["translation"].numpy(), repeats)
+        seconds = timed(lambda s=signature: loaded.signatures[s](text=text)["translation"].numpy(), repeats)
         results.append((search, len(sentences), seconds))
     return results
 
@@ -228,13 +229,20 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     sentences = dev_sources()
-    for search, batch, seconds in ENGINES[args.engine](args.length, sentences, args.repeats):
+    for search, batch, times in ENGINES[args.engine](args.length, sentences, args.repeats):
         print(json.dumps({
-            "engine": args.engine, "search": search, "batch": batch, "length": args.length,
-            "seconds": seconds, "tokens_per_s": batch * args.length / seconds,
-            "ms_per_token_step": 1000 * seconds / max(1, args.length),
+            "engine": args.engine, "search": search, "batch": batch, "length": args.length, "times": times,
+            **rates(statistics.median(times), batch, args.length),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }), flush=True)
+
+
+def rates(seconds, batch, length):
+    return {
+        "seconds": seconds,
+        "tokens_per_s": batch * length / seconds,
+        "ms_per_token_step": 1000 * seconds / max(1, length),
+    }
 
 
 if __name__ == "__main__":

@@ -209,3 +209,22 @@ def test_batches_are_padded_to_their_bucket(shape, bucket):
     padded = _bucketed_batch(ids)
     assert tuple(padded.shape) == bucket
     assert int(tf.reduce_sum(padded)) == shape[0] * shape[1]
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_blocked_top_k_equals_top_k_ties_included(jit_compile):
+    from keras_seq2seq.decoding import blocked_top_k
+
+    rng = np.random.default_rng(0)
+    top_k = tf.function(lambda values: tf.math.top_k(values, 4), jit_compile=jit_compile)
+    blocked = tf.function(lambda values: blocked_top_k(values, 4, block=16), jit_compile=jit_compile)
+    for values in (
+        rng.normal(size=(5, 1000)),
+        rng.integers(0, 3, size=(5, 999)),  # ties everywhere, a partial last block
+        np.where(rng.random((5, 1000)) < 0.99, -1e9, rng.normal(size=(5, 1000))),  # beam search's masked scores
+        np.full((2, 100), -1e9),
+    ):
+        values = tf.constant(values, tf.float32)
+        expected, got = top_k(values), blocked(values)
+        np.testing.assert_array_equal(got[0].numpy(), expected[0].numpy())
+        np.testing.assert_array_equal(got[1].numpy(), expected[1].numpy())
