@@ -294,6 +294,8 @@ def beam_search(
     cross_key_values, source_mask = encoded or encode_for_decoding(model, source_ids)
     cross_key_values = [tuple(tf.repeat(part, beam_size, axis=0) for part in kv) for kv in cross_key_values]
     source_mask = tf.repeat(source_mask, beam_size, axis=0)
+    # Steps of beam_size rows per sentence: the transposed output matrix pays off.
+    output_kernel = model.decoder.output_kernel()
     cache = model.decoder.init_cache(flat_size, cache_block_sizes(cap)[0])
     # Only the first beam is live at the start, so the beams do not all pick the same token.
     scores = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], -1e9)], 0)[None], [batch_size, 1])
@@ -304,7 +306,7 @@ def beam_search(
 
     def body(step, last_token, tokens, scores, finished, cache):
         logits, cache = model.decoder.decode_step(
-            last_token[:, None], step, cache, cross_key_values, source_mask
+            last_token[:, None], step, cache, cross_key_values, source_mask, output_kernel
         )
         log_probabilities = tf.nn.log_softmax(logits[:, 0])
         if suppress_end:

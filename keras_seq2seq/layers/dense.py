@@ -18,9 +18,14 @@ def add_bias(product, bias):
     keeps the two apart. Anywhere else it is the plain addition, which TensorFlow
     fuses into the matmul itself when not compiling with XLA.
     """
-    if len(product.shape) >= 2 and product.shape[-2] == 1 and _compiling_with_xla():
-        product = _barrier(product)
+    if len(product.shape) >= 2 and product.shape[-2] == 1:
+        product = barrier(product)
     return ops.add(product, ops.cast(bias, product.dtype))
+
+
+def barrier(tensor):
+    """`tensor`; under XLA, kept as computed (no fusion or rewrite crosses it). Identity gradient."""
+    return _barrier(tensor) if _compiling_with_xla() else tensor
 
 
 def _compiling_with_xla():
