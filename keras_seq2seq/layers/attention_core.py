@@ -1,9 +1,10 @@
 """The multi-head scaled dot-product attention shared by `MaskedMHA` and `CrossMHA`."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
-from keras_seq2seq.layers.dense import PositionwiseDense
+from keras_seq2seq.layers.dense import PositionwiseDense, compiling_with_xla
 from keras_seq2seq.layers.dropout import Dropout
 
 
@@ -112,13 +113,24 @@ class MultiHeadAttentionCore(keras.layers.Layer):
                 True where the query position may attend the key position.
         """
         query = ops.multiply(query, ops.cast(self._resolved_head_dim**-0.5, query.dtype))
-        scores = ops.einsum("bthd,bhsd->bhts", query, key)
+        # Without XLA, batched matmuls over [batch, heads, ...] rather than einsums:
+        # forward and backward take 1.5 ms instead of 2.0 for [64, 16, 4, 64] in
+        # bfloat16 (1.8 instead of 2.6 in float32). XLA gets the einsums, which it
+        # compiles best for the decoding loops.
+        matmuls = not compiling_with_xla()
+        if matmuls:
+            scores = tf.linalg.matmul(ops.transpose(query, (0, 2, 1, 3)), key, transpose_b=True)
+        else:
+            scores = ops.einsum("bthd,bhsd->bhts", query, key)
         if attention_mask is not None:
             mask = ops.expand_dims(ops.cast(attention_mask, "bool"), axis=1)
             scores = ops.where(mask, scores, ops.cast(mask_fill_value(scores.dtype), scores.dtype))
         probabilities = ops.softmax(scores, axis=-1)
         dropped = self._dropout(probabilities, training=training)
-        context = ops.einsum("bhts,bhsd->bthd", dropped, value)
+        if matmuls:
+            context = ops.transpose(tf.linalg.matmul(dropped, value), (0, 2, 1, 3))
+        else:
+            context = ops.einsum("bhts,bhsd->bthd", dropped, value)
         shape = ops.shape(context)
         context = ops.reshape(context, (shape[0], shape[1], self._inner_dim))
         return self._output_dense(context), probabilities

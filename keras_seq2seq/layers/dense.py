@@ -25,10 +25,11 @@ def add_bias(product, bias):
 
 def barrier(tensor):
     """`tensor`; under XLA, kept as computed (no fusion or rewrite crosses it). Identity gradient."""
-    return _barrier(tensor) if _compiling_with_xla() else tensor
+    return _barrier(tensor) if compiling_with_xla() else tensor
 
 
-def _compiling_with_xla():
+def compiling_with_xla():
+    """Whether the ops being built are compiled by XLA (a `jit_compile` function, or inside one)."""
     return keras.backend.backend() == "tensorflow" and control_flow_util.GraphOrParentsInXlaContext(
         tf.compat.v1.get_default_graph()
     )
