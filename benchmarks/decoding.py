@@ -69,8 +69,8 @@ def ours(length, sentences, repeats):
         function = loaded.signatures[signature]
         for batch in (1, 64):
             text = tf.constant(sentences[:batch])
-            seconds = timed(lambda f=function, t=text: f(text=t)["translation"].numpy(), repeats)
-            results.append((search, batch, seconds))
+            times = timed(lambda f=function, t=text: f(text=t)["translation"].numpy(), repeats)
+            results.append((search, batch, times))
     return results
 
 
@@ -101,8 +101,8 @@ def uncached(length, sentences, repeats):
     results = []
     for batch in (1, 64):
         ids = tf.ragged.constant(source_tokenizer(sentences[:batch]), dtype=tf.int32).to_tensor()
-        seconds = timed(lambda i=ids: decode(i).numpy(), max(1, repeats // 2), warmup=1)
-        results.append(("greedy", batch, seconds))
+        times = timed(lambda i=ids: decode(i).numpy(), max(1, repeats // 2), warmup=1)
+        results.append(("greedy", batch, times))
     return results
 
 
@@ -173,8 +173,8 @@ def keras_hub(length, sentences, repeats):
     results = []
     for batch in (1, 64):
         ids = tf.ragged.constant(source_tokenizer(sentences[:batch]), dtype=tf.int32).to_tensor()
-        seconds = timed(lambda i=ids: generate(i).numpy(), repeats)
-        results.append(("greedy", batch, seconds))
+        times = timed(lambda i=ids: generate(i).numpy(), repeats)
+        results.append(("greedy", batch, times))
     return results
 
 
@@ -208,8 +208,8 @@ def serving(length, sentences, repeats):
     text = tf.constant(sentences)
     results = []
     for search, signature in (("greedy", "serving_default"), ("beam4", "beam_search")):
-        seconds = timed(lambda s=signature: loaded.signatures[s](text=text)["translation"].numpy(), repeats)
-        results.append((search, len(sentences), seconds))
+        times = timed(lambda s=signature: loaded.signatures[s](text=text)["translation"].numpy(), repeats)
+        results.append((search, len(sentences), times))
     return results
 
 

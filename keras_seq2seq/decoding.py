@@ -13,10 +13,14 @@ from keras_seq2seq.data.tokenizers import END_ID, PAD_ID, START_ID
 LENGTH_BUCKET = 16
 
 
+def source_lengths(source_ids):
+    """Real (non-padding) tokens per row of [batch, length] ids."""
+    return tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.int32), axis=1)
+
+
 def output_length_limits(source_ids, max_length, ratio=1.5, extra=10):
     """Per-sentence output limit: `ratio * source_length + extra`, at most `max_length`."""
-    source_lengths = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.int32), axis=1)
-    limits = tf.cast(tf.cast(source_lengths, tf.float32) * ratio, tf.int32) + extra
+    limits = tf.cast(tf.cast(source_lengths(source_ids), tf.float32) * ratio, tf.int32) + extra
     return tf.minimum(limits, max_length - 1)
 
 

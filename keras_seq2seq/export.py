@@ -25,6 +25,7 @@ from keras_seq2seq.decoding import (
     encode_for_decoding,
     greedy_decode,
     sample_decode,
+    source_lengths,
 )
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -48,10 +49,6 @@ def _bucketed_batch(source_ids):
     rows = tf.where(batch_size <= largest, tf.gather(buckets, index), (batch_size + largest - 1) // largest * largest)
     columns = bucketed_length(length)
     return tf.pad(source_ids, [[0, rows - batch_size], [0, columns - length]])
-
-
-def _source_lengths(source_ids):
-    return tf.reduce_sum(tf.cast(tf.not_equal(source_ids, PAD_ID), tf.int32), axis=1)
 
 
 class Translator(tf.Module):
@@ -136,8 +133,8 @@ class Translator(tf.Module):
             static_shapes=True, encoded=(key_values, source_mask),
         )
 
-    def _encode_in_chunks(self, source_ids):
-        """Cross-attention keys and values of length-sorted ids, `ENCODER_CHUNK` rows at a time.
+    def _encode_in_chunks(self, source_ids, lengths):
+        """Cross-attention keys and values of length-sorted ids (and their `lengths`), `ENCODER_CHUNK` rows at a time.
 
         Each chunk runs the encoder on its own columns only (its longest source,
         rounded up to the length bucket); the keys and values are then padded back to
@@ -148,12 +145,11 @@ class Translator(tf.Module):
         return tf.cond(
             rows <= ENCODER_CHUNK,
             lambda: self._encode_ids(source_ids),
-            lambda: self._encode_chunks(source_ids, rows, length),
+            lambda: self._encode_chunks(source_ids, lengths, rows, length),
         )
 
-    def _encode_chunks(self, source_ids, rows, length):
+    def _encode_chunks(self, source_ids, lengths, rows, length):
         chunk = ENCODER_CHUNK
-        lengths = _source_lengths(source_ids)
         dtypes = [block.cross_attention.compute_dtype for block in self.model.decoder.blocks]
         arrays = [
             tuple(tf.TensorArray(dtype, size=rows // chunk, infer_shape=False) for _ in range(2))
@@ -192,9 +188,10 @@ class Translator(tf.Module):
         """`decode` on the bucketed ids of `text`, sorted by length; the real rows' outputs in input order."""
         source_ids = self.source_ids(text)
         bucketed = _bucketed_batch(source_ids)
-        order = tf.argsort(_source_lengths(bucketed), stable=True)
+        lengths = source_lengths(bucketed)
+        order = tf.argsort(lengths, stable=True)
         sorted_ids = tf.gather(bucketed, order)
-        key_values = self._encode_in_chunks(sorted_ids)
+        key_values = self._encode_in_chunks(sorted_ids, tf.gather(lengths, order))
         outputs = decode(sorted_ids, key_values, tf.not_equal(sorted_ids, PAD_ID), *args)
         # Row i of the input is row position[i] of the sorted batch.
         position = tf.math.invert_permutation(order)

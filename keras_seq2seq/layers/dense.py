@@ -54,8 +54,7 @@ class PositionwiseDense(keras.layers.Dense):
     def call(self, inputs, training=None):
         if self._decoding_step(inputs):
             outputs = ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype))
-            outputs = add_bias(ops.reshape(outputs, (-1, 1, self.units)), self.bias)
-            return self.activation(ops.reshape(outputs, (*ops.shape(inputs)[:-1], self.units)))
+            return self.activation(add_bias(outputs, self.bias))
         if len(inputs.shape) <= 2:
             return super().call(inputs, training=training)
         shape = ops.shape(inputs)
