@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras_seq2seq.data.tokenizers import END_ID, START_ID
 from keras_seq2seq.decoding import beam_search, cache_block_sizes, greedy_decode, uncached_greedy_decode
 from keras_seq2seq.export import Translator, _bucketed_batch, load_run
+from keras_seq2seq.models import Seq2SeqTransformer
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +229,45 @@ def test_blocked_top_k_equals_top_k_ties_included(jit_compile):
         expected, got = top_k(values), blocked(values)
         np.testing.assert_array_equal(got[0].numpy(), expected[0].numpy())
         np.testing.assert_array_equal(got[1].numpy(), expected[1].numpy())
+
+
+def test_translator_output_kernel_is_a_refreshable_copy_of_the_embedding(trained):
+    """The stored transposed output matrix follows the model's weights through `refresh()`."""
+    model, source_tokenizer, target_tokenizer = trained
+    # The tiny preset has separate output weights: a tied model (random weights) of the same size.
+    copy = Seq2SeqTransformer.from_config({**model.get_config(), "tie_embeddings": True})
+    copy.build()
+    assert copy.decoder.output_kernel() is not None
+    translator = Translator(copy, source_tokenizer, target_tokenizer)
+    embedding = copy.decoder.embedding.embeddings
+    np.testing.assert_array_equal(translator.output_kernel.numpy(), embedding.numpy().T)
+    text = tf.constant(["Je suis étudiant.", "Il est là, je crois ?"])
+    before = translator.translate(text)["score"].numpy()
+
+    embedding.assign(embedding * 1.5)
+    stale = translator.translate(text)["score"].numpy()
+    translator.refresh()
+    np.testing.assert_array_equal(translator.output_kernel.numpy(), embedding.numpy().T)
+    fresh = Translator(copy, source_tokenizer, target_tokenizer)
+    refreshed = translator.translate(text)
+    expected = fresh.translate(text)
+    assert list(refreshed["translation"].numpy()) == list(expected["translation"].numpy())
+    np.testing.assert_allclose(refreshed["score"].numpy(), expected["score"].numpy(), atol=1e-5)
+    assert np.abs(refreshed["score"].numpy() - stale).max() > 1e-3  # the copy did change the outputs
+    assert np.abs(before - stale).max() > 1e-3  # input embeddings changed, the stale copy did not
+
+
+def test_one_call_and_chunked_paths_translate_alike(trained):
+    """16 sentences take the one-call path, 17 the sorted chunks: the 16 shared ones come out the same."""
+    model, source_tokenizer, target_tokenizer = trained
+    translator = Translator(model, source_tokenizer, target_tokenizer)
+    words = "je suis étudiant il est là et elle aussi".split()
+    sentences = [" ".join(words[: 1 + (5 * i) % len(words)]) + " ." for i in range(17)]
+    small, large = tf.constant(sentences[:16]), tf.constant(sentences)
+    for signature in (translator.translate, translator.translate_beam):
+        one_call, chunked = signature(small), signature(large)
+        assert list(one_call["translation"].numpy()) == list(chunked["translation"].numpy()[:16])
+    sampled = [
+        translator.translate_sample(text, 1.0, 0, 1.0, 7)["translation"].numpy() for text in (small, small)
+    ]
+    assert list(sampled[0]) == list(sampled[1])

@@ -131,7 +131,8 @@ def test_an_export_loads_back_into_an_identical_keras_model(exported, tmp_path, 
 
 
 def test_each_decoding_loop_is_stored_once(exported):
-    """The encoder, greedy, beam and sampling: four XLA-compiled functions, not a second trace of any."""
+    """The encoder, and greedy, beam and sampling each from ids (batches of up to 16) and from encoded
+    chunks: seven XLA-compiled functions, not a second trace of any."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     _, path = exported
@@ -140,4 +141,5 @@ def test_each_decoding_loop_is_stored_once(exported):
     functions = saved_model.meta_graphs[0].graph_def.library.function
     compiled = [f.signature.name for f in functions if f.attr["_XlaMustCompile"].b]
     names = sorted(name.removeprefix("__inference_").rsplit("_", 1)[0] for name in compiled)
-    assert names == ["_beam", "_encode", "_greedy", "_sample"], compiled
+    expected = ["_beam", "_beam_from_ids", "_encode", "_greedy", "_greedy_from_ids", "_sample", "_sample_from_ids"]
+    assert names == expected, compiled
