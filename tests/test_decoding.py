@@ -231,8 +231,8 @@ def test_blocked_top_k_equals_top_k_ties_included(jit_compile):
         np.testing.assert_array_equal(got[1].numpy(), expected[1].numpy())
 
 
-def test_translator_output_kernel_is_a_refreshable_copy_of_the_embedding(trained):
-    """The stored transposed output matrix follows the model's weights through `refresh()`."""
+def test_translator_transposed_copies_follow_the_weights_through_refresh(trained):
+    """The stored transposed output and feed-forward matrices follow the model's weights through `refresh()`."""
     model, source_tokenizer, target_tokenizer = trained
     # The tiny preset has separate output weights: a tied model (random weights) of the same size.
     copy = Seq2SeqTransformer.from_config({**model.get_config(), "tie_embeddings": True})
@@ -244,10 +244,14 @@ def test_translator_output_kernel_is_a_refreshable_copy_of_the_embedding(trained
     text = tf.constant(["Je suis étudiant.", "Il est là, je crois ?"])
     before = translator.translate(text)["score"].numpy()
 
+    feed_forward = copy.decoder.blocks[0].feed_forward._output_dense.kernel
+    np.testing.assert_array_equal(translator.step_kernels[0].numpy(), feed_forward.numpy().T)
     embedding.assign(embedding * 1.5)
+    feed_forward.assign(feed_forward * 0.5)
     stale = translator.translate(text)["score"].numpy()
     translator.refresh()
     np.testing.assert_array_equal(translator.output_kernel.numpy(), embedding.numpy().T)
+    np.testing.assert_array_equal(translator.step_kernels[0].numpy(), feed_forward.numpy().T)
     fresh = Translator(copy, source_tokenizer, target_tokenizer)
     refreshed = translator.translate(text)
     expected = fresh.translate(text)

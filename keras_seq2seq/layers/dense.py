@@ -1,5 +1,8 @@
 """A Dense layer applied at every position as one two-dimensional matmul."""
 
+import contextlib
+import contextvars
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -41,6 +44,38 @@ def _barrier(tensor):
     return xla.optimization_barrier(tensor)[0], lambda upstream: upstream
 
 
+_STEP_KERNELS = contextvars.ContextVar("step_kernels", default=None)
+
+
+def narrowing_layers(layer):
+    """The `PositionwiseDense` layers in `layer` with more inputs than outputs (a feed-forward's output).
+
+    XLA on CPU multiplies one row by such a matrix faster when it is stored
+    transposed, [outputs, inputs]: 46 us instead of 84 for 1024 x 256 read from
+    memory. Decoding loops can keep that copy (see `transposed_step_kernels`).
+    """
+    return [
+        sublayer
+        for sublayer in layer._flatten_layers(include_self=True, recursive=True)
+        if isinstance(sublayer, PositionwiseDense) and sublayer.kernel.shape[0] > sublayer.kernel.shape[1]
+    ]
+
+
+@contextlib.contextmanager
+def transposed_step_kernels(pairs):
+    """Within this context, each `(layer, kernel)` of `pairs` computes decoding steps with `kernel`.
+
+    `kernel` is the layer's kernel transposed, [units, inputs], kept by the caller
+    (the Translator keeps one per layer of `narrowing_layers`). It applies to
+    [batch, 1, d] inputs, while a function is traced; other calls are unchanged.
+    """
+    token = _STEP_KERNELS.set({id(layer): kernel for layer, kernel in pairs})
+    try:
+        yield
+    finally:
+        _STEP_KERNELS.reset(token)
+
+
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
 class PositionwiseDense(keras.layers.Dense):
     """`keras.layers.Dense` that folds all leading axes into one before the matmul.
@@ -53,7 +88,12 @@ class PositionwiseDense(keras.layers.Dense):
 
     def call(self, inputs, training=None):
         if self._decoding_step(inputs):
-            outputs = ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype))
+            transposed = (_STEP_KERNELS.get() or {}).get(id(self))
+            if transposed is None:
+                outputs = ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype))
+            else:
+                flat = tf.linalg.matmul(inputs[:, 0], ops.cast(transposed, inputs.dtype), transpose_b=True)
+                outputs = ops.expand_dims(flat, 1)
             return self.activation(add_bias(outputs, self.bias))
         if len(inputs.shape) <= 2:
             return super().call(inputs, training=training)

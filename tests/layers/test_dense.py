@@ -61,3 +61,40 @@ def test_decoding_step_keeps_its_bias_add_apart_under_xla_only(rng):
     # Longer inputs (training, encoding) take Dense's own path.
     longer = tf.constant(rng.normal(size=(2, 3, 4)).astype("float32"))
     assert "XlaOptimizationBarrier" not in _op_types(tf.function(ours, jit_compile=True), longer)
+
+
+def test_transposed_step_kernel_is_used_for_decoding_steps_only(rng):
+    """Inside `transposed_step_kernels`, [batch, 1, d] inputs read the given [units, d] copy; nothing else does."""
+    import tensorflow as tf
+
+    from keras_seq2seq.layers.dense import transposed_step_kernels
+
+    layer = PositionwiseDense(3, activation="relu")
+    layer.build((None, None, 5))
+    layer.set_weights([rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=3).astype("float32")])
+    step = rng.normal(size=(4, 1, 5)).astype("float32")
+    longer = rng.normal(size=(4, 2, 5)).astype("float32")
+    exact = tf.Variable(tf.transpose(layer.kernel))
+    doubled = tf.Variable(2.0 * tf.transpose(layer.kernel))
+    for jit_compile in (False, True):
+        # A new function each call: traced afresh, so it sees the context of the moment.
+        run = lambda inputs, jit=jit_compile: tf.function(layer, jit_compile=jit)(inputs)
+        plain_step, plain_longer = run(step).numpy(), run(longer).numpy()
+        with transposed_step_kernels([(layer, exact)]):
+            np.testing.assert_allclose(run(step).numpy(), plain_step, atol=1e-6)
+        with transposed_step_kernels([(layer, doubled)]):
+            assert np.abs(run(step).numpy() - plain_step).max() > 1e-3  # the copy is what a step reads
+            np.testing.assert_array_equal(run(longer).numpy(), plain_longer)  # not a step: the layer's kernel
+        np.testing.assert_array_equal(run(step).numpy(), plain_step)  # outside the context: unchanged
+
+
+def test_narrowing_layers_are_the_feed_forward_outputs():
+    from keras_seq2seq.layers.dense import narrowing_layers
+    from keras_seq2seq.models import Seq2SeqTransformer
+
+    model = Seq2SeqTransformer.from_preset("tiny", source_vocab_size=50, target_vocab_size=60)
+    model.build()
+    found = [layer for block in model.decoder.blocks for layer in narrowing_layers(block)]
+    expected = [block.feed_forward._output_dense for block in model.decoder.blocks]
+    assert [id(layer) for layer in found] == [id(layer) for layer in expected]
+    assert all(layer.kernel.shape[0] > layer.kernel.shape[1] for layer in found)
