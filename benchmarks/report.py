@@ -19,8 +19,14 @@ def _fmt(value, digits=0):
 
 
 def training_tables(results):
-    peaks = results["machine"]["matmul_gflops"]
+    machine = results.get("training_machine", results["machine"])
+    peaks = machine["matmul_gflops"]
     lines = []
+    if "training_machine" in results and results["training"]:
+        lines.append(
+            f"\nTraining tables: from the run of {machine.get('date', 'an earlier run')} (matmul peak then "
+            f"{peaks['float32']:.0f} GFLOP/s float32, {peaks['bfloat16']:.0f} bfloat16); decoding: this run."
+        )
     fixed = [row for row in results["training"] if row["data"] == "fixed"]
     for preset in dict.fromkeys(row["preset"] for row in fixed):
         rows = [row for row in fixed if row["preset"] == preset]
@@ -161,7 +167,7 @@ def write_report(results, directory):
     peaks = info["matmul_gflops"]
     lines = [
         f"Machine: {info['cpu']}, {info['cores']} cores, AVX512-BF16 {'yes' if info['avx512_bf16'] else 'no'}; "
-        f"TensorFlow {info['tensorflow']}; matmul peak measured in the same run: "
+        f"TensorFlow {info['tensorflow']}; run of {info.get('date', '?')}; matmul peak measured in the same run: "
         f"{peaks['float32']:.0f} GFLOP/s float32, {peaks['bfloat16']:.0f} bfloat16. "
         "Medians after warm-up; ratios against peers measured in the same run.",
         *training_tables(results),

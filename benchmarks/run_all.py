@@ -153,6 +153,7 @@ def main():
     started = time.time()
     info = machine()
     info["matmul_gflops"] = {"float32": matmul_peak("float32"), "bfloat16": matmul_peak("bfloat16")}
+    info["date"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime(started))
     print(f"machine: {info}", flush=True)
     results = {"machine": info, "training": [], "decoding": []}
     previous = RESULTS / "latest.json"
@@ -161,6 +162,8 @@ def main():
         results["training" if args.only == "decoding" else "decoding"] = old.get(
             "training" if args.only == "decoding" else "decoding", []
         )
+        if args.only == "decoding":  # training MFU stays relative to the peak measured with it
+            results["training_machine"] = old.get("training_machine", old["machine"])
     with (RESULTS / "worker.log").open("w") as log:
         if args.only in (None, "training"):
             rounds = 1 if args.quick else 2
