@@ -69,7 +69,10 @@ def _decoding_index(results):
 def decoding_tables(results):
     index = _decoding_index(results)
     lengths = sorted({r["length"] for r in results["decoding"]})
-    lines = [
+    lines = []
+    if "decoding_machine" in results and results["decoding"]:
+        lines.append(f"\nDecoding tables: from the run of {results['decoding_machine'].get('date', 'an earlier run')}.")
+    lines += [
         "\n**Decoding, forced output lengths, target tokens/s** (the shipped `small` model; "
         "keras-hub: same dimensions)\n",
         "| search | batch | length | ours | CTranslate2 | keras-hub | uncached | ours / CT2 | ours / keras-hub "

@@ -164,6 +164,8 @@ def main():
         )
         if args.only == "decoding":  # training MFU stays relative to the peak measured with it
             results["training_machine"] = old.get("training_machine", old["machine"])
+        else:
+            results["decoding_machine"] = old.get("decoding_machine", old["machine"])
     with (RESULTS / "worker.log").open("w") as log:
         if args.only in (None, "training"):
             rounds = 1 if args.quick else 2
