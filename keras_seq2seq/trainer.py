@@ -143,6 +143,8 @@ class DevBleu(keras.callbacks.Callback):
             return
         import sacrebleu
 
+        # The Translator's transposed decoding copies were made from earlier weights.
+        self.translator.refresh()
         hypotheses = []
         for start in range(0, len(self.sources), self.batch_size):
             batch = tf.constant(self.sources[start : start + self.batch_size])
