@@ -288,8 +288,11 @@ def beam_search(
 
     The cross-attention keys and values are computed once and expanded to the beams
     once; the self-attention caches follow their beams by one gather per step.
-    Finished beams stay in the beam, extended with padding at no cost; the final
-    ranking divides each score by the GNMT length penalty with `length_penalty` alpha.
+    Finished beams stay in the beam, extended with padding at no cost; a hypothesis
+    at its length limit can only end, and its score counts what [END] costs there (as
+    greedy decoding's does), so a cut-off hypothesis does not outrank one that ended
+    on its own for free. The final ranking divides each score by the GNMT length
+    penalty with `length_penalty` alpha.
 
     Args:
         suppress_end: never end before `max_output_length` (benchmarks force an
@@ -315,29 +318,46 @@ def beam_search(
     vocab_size = model.target_vocab_size
 
     cross_key_values, source_mask = encoded or encode_for_decoding(model, source_ids)
-    cross_key_values = [tuple(tf.repeat(part, beam_size, axis=0) for part in kv) for kv in cross_key_values]
-    source_mask = tf.repeat(source_mask, beam_size, axis=0)
     # Steps of beam_size rows per sentence: the transposed output matrix pays off.
     if output_kernel is None:
         output_kernel = model.decoder.output_kernel()
-    cache = model.decoder.init_cache(flat_size, cache_block_sizes(cap)[0])
-    # Only the first beam is live at the start, so the beams do not all pick the same token.
-    scores = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], -1e9)], 0)[None], [batch_size, 1])
     pad_only = tf.one_hot(PAD_ID, vocab_size, on_value=0.0, off_value=-1e9)
-    at_limit = tf.one_hot(END_ID, vocab_size, on_value=0.0, off_value=-1e9)
+    end_only = tf.one_hot(END_ID, vocab_size, on_value=0.0, off_value=-1e9)
     end_penalty = tf.one_hot(END_ID, vocab_size, on_value=-1e9, off_value=0.0)
     batch_offsets = tf.range(batch_size)[:, None] * beam_size
+
+    def log_probabilities_of(logits, step, row_limits, finished):
+        log_probabilities = tf.nn.log_softmax(logits[:, 0])
+        if suppress_end:
+            log_probabilities += end_penalty
+        else:
+            # At its limit a hypothesis can only end, and pays what [END] costs there (as in greedy).
+            at_limit = (step + 1 >= row_limits)[:, None]
+            log_probabilities = tf.where(at_limit, log_probabilities + end_only, log_probabilities)
+        return tf.where(finished[:, None], pad_only, log_probabilities)
+
+    # The first step runs on one row per sentence: every beam starts from the same
+    # [START], so the beam_size best first tokens are the top of that one row (on one
+    # sentence, a step of one row costs half a step of four). The cache then
+    # follows each sentence's beams by one repeat.
+    step = tf.constant(0)
+    logits, cache = model.decoder.decode_step(
+        tf.fill([batch_size, 1], START_ID), step, model.decoder.init_cache(batch_size, cache_block_sizes(cap)[0]),
+        cross_key_values, source_mask, output_kernel,
+    )
+    first = log_probabilities_of(logits, step, limits[::beam_size], tf.zeros([batch_size], tf.bool))
+    scores, next_token = blocked_top_k(first, beam_size)
+    next_token = tf.reshape(next_token, [-1])
+    cache = [tuple(tf.repeat(part, beam_size, axis=0) for part in block) for block in cache]
+    tokens = tf.one_hot(step, cap, dtype=tf.int32)[None, :] * next_token[:, None]
+    cross_key_values = [tuple(tf.repeat(part, beam_size, axis=0) for part in kv) for kv in cross_key_values]
+    source_mask = tf.repeat(source_mask, beam_size, axis=0)
 
     def body(step, last_token, tokens, scores, finished, cache):
         logits, cache = model.decoder.decode_step(
             last_token[:, None], step, cache, cross_key_values, source_mask, output_kernel
         )
-        log_probabilities = tf.nn.log_softmax(logits[:, 0])
-        if suppress_end:
-            log_probabilities += end_penalty
-        else:
-            log_probabilities = tf.where((step + 1 >= limits)[:, None], at_limit, log_probabilities)
-        log_probabilities = tf.where(finished[:, None], pad_only, log_probabilities)
+        log_probabilities = log_probabilities_of(logits, step, limits, finished)
         candidates = scores[:, :, None] + tf.reshape(log_probabilities, [batch_size, beam_size, vocab_size])
         scores, flat_indices = blocked_top_k(tf.reshape(candidates, [batch_size, beam_size * vocab_size]), beam_size)
         origin = tf.reshape(flat_indices // vocab_size + batch_offsets, [-1])
@@ -350,14 +370,7 @@ def beam_search(
     def condition(step, last_token, tokens, scores, finished, cache):
         return tf.logical_and(step < steps, tf.logical_not(tf.reduce_all(finished)))
 
-    initial = (
-        tf.constant(0),
-        tf.fill([flat_size], START_ID),
-        tf.zeros([flat_size, cap], tf.int32),
-        scores,
-        tf.zeros([flat_size], tf.bool),
-        cache,
-    )
+    initial = (step + 1, next_token, tokens, scores, tf.equal(next_token, END_ID), cache)
     _, _, tokens, scores, _, _ = _while_in_cache_blocks(condition, body, initial, 5, cap)
     if not static_shapes:
         tokens = tokens[:, :steps]

@@ -89,6 +89,50 @@ def test_beam_search_finds_at_least_the_greedy_score(trained):
     assert (beam_scores.numpy()[:, 0] >= greedy_scores.numpy() - 1e-4).all()
 
 
+def _reference_beam_search(model, source, beam_size, steps):
+    """Beam search in plain Python over the uncached decoder, one sentence at a time.
+
+    The same rules as `beam_search`: one live beam at the start, a finished beam
+    extends with padding at no cost, at the last step only [END] is allowed, ties go
+    to the lower (beam, token) index; final order by raw score (length penalty 0).
+    """
+    results = []
+    for row in source.numpy():
+        row = row[None, : max(1, int((row != 0).sum()))]
+        encoder_output, source_mask = model.encode(tf.constant(row))
+        beams = [([], 0.0, False)]
+        for step in range(steps):
+            candidates = []
+            for index, (tokens, score, finished) in enumerate(beams):
+                if finished:
+                    candidates.append((score, index, 0, tokens + [0], True))
+                    continue
+                logits = model.decoder(tf.constant([[START_ID, *tokens]]), encoder_output, source_mask)[0, -1]
+                log_probabilities = tf.nn.log_softmax(logits).numpy()
+                allowed = [END_ID] if step == steps - 1 else range(len(log_probabilities))
+                for token in allowed:
+                    total = score + float(log_probabilities[token])
+                    candidates.append((total, index, token, tokens + [token], token == END_ID))
+            candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+            beams = [(tokens, score, finished) for score, _, _, tokens, finished in candidates[:beam_size]]
+        results.append(sorted(beams, key=lambda beam: -beam[1]))
+    return results
+
+
+def test_beam_search_equals_a_plain_uncached_beam_search(trained):
+    """Every beam's tokens and score, against the reference (which runs the first step
+    on the single start beam, as `beam_search` now does, and every later one on all beams)."""
+    model, source_tokenizer, _ = trained
+    source = _source_batch(source_tokenizer, ["Il est là, je crois ?", "Va !"])
+    steps = 7
+    beams, scores = beam_search(model, source, beam_size=3, length_penalty=0.0, max_output_length=steps)
+    for sentence, expected in enumerate(_reference_beam_search(model, source, 3, steps)):
+        for rank, (tokens, score, _) in enumerate(expected):
+            got = beams.numpy()[sentence, rank]
+            np.testing.assert_array_equal(got[: len(tokens)], tokens)
+            np.testing.assert_allclose(scores.numpy()[sentence, rank], score, atol=1e-4)
+
+
 def test_cross_attention_plot(trained, tmp_path):
     from keras_seq2seq.visualize import cross_attention_map, plot_cross_attention
 
