@@ -23,6 +23,7 @@ from keras_seq2seq.data.fetch import default_corpus_files
 from keras_seq2seq.distribute import worker_index
 from keras_seq2seq.models import Seq2SeqTransformer, preset_config
 from keras_seq2seq.objectives import MaskedAccuracy, MaskedCrossEntropy, TransformerSchedule
+from keras_seq2seq.optimizers import FusedAdam
 
 
 def log(message):
@@ -233,7 +234,7 @@ def train(config, run_dir):
         model, model_args = build_model(
             config, source_tokenizer.vocabulary_size(), target_tokenizer.vocabulary_size()
         )
-        optimizer = keras.optimizers.Adam(
+        optimizer = FusedAdam(
             TransformerSchedule(model.d_model, settings.warmup_steps, settings.lr_scale),
             beta_1=0.9,
             beta_2=0.98,
