@@ -18,11 +18,11 @@ import tensorflow as tf
 class FusedAdam(keras.optimizers.Adam):
     """`keras.optimizers.Adam`, its update of all variables one XLA-compiled call.
 
-    Same arguments, same arithmetic and the same slot variables as Keras' Adam (a
-    checkpoint of one loads into the other). The fused update applies when each
-    variable has a single local copy (no strategy, or a one-device one, which is
-    how training runs on one CPU machine); under a strategy that mirrors variables
-    across devices or workers, the update is Keras' own, variable by variable.
+    Same arguments, same arithmetic and the same slot variables as Keras' Adam.
+    The fused update applies when each variable has a single local copy (no
+    strategy, or a one-device one, which is how training runs on one CPU machine);
+    under a strategy that mirrors variables across devices or workers, the update
+    is Keras' own, variable by variable.
 
     Args:
         fuse_update: False gives Keras' update everywhere (for comparison).
