@@ -309,12 +309,12 @@ def beam_search(
     """
     source_ids = tf.convert_to_tensor(source_ids, tf.int32)
     batch_size = tf.shape(source_ids)[0]
-    flat_size = batch_size * beam_size
     cap = max_output_length or model.max_length - 1
-    limits = tf.repeat(output_length_limits(source_ids, cap + 1), beam_size)
+    sentence_limits = output_length_limits(source_ids, cap + 1)
     if suppress_end:
-        limits = tf.fill([flat_size], cap)
-    steps = tf.reduce_max(limits)
+        sentence_limits = tf.fill([batch_size], cap)
+    limits = tf.repeat(sentence_limits, beam_size)
+    steps = tf.reduce_max(sentence_limits)
     vocab_size = model.target_vocab_size
 
     cross_key_values, source_mask = encoded or encode_for_decoding(model, source_ids)
@@ -345,7 +345,7 @@ def beam_search(
         tf.fill([batch_size, 1], START_ID), step, model.decoder.init_cache(batch_size, cache_block_sizes(cap)[0]),
         cross_key_values, source_mask, output_kernel,
     )
-    first = log_probabilities_of(logits, step, limits[::beam_size], tf.zeros([batch_size], tf.bool))
+    first = log_probabilities_of(logits, step, sentence_limits, tf.zeros([batch_size], tf.bool))
     scores, next_token = blocked_top_k(first, beam_size)
     next_token = tf.reshape(next_token, [-1])
     cache = [tuple(tf.repeat(part, beam_size, axis=0) for part in block) for block in cache]

@@ -104,14 +104,15 @@ class Translator(tf.Module):
         self.length_penalty = length_penalty
         self.max_output_length = force_output_length or model.max_length - 1
         self.suppress_end = force_output_length is not None
-        kernel = model.decoder.output_kernel()
-        self.output_kernel = None if kernel is None else tf.Variable(kernel, trainable=False, name="output_kernel")
-        layers = [layer for block in model.decoder.blocks for layer in narrowing_layers(block)]
+        self._step_layers = tuple(layer for block in model.decoder.blocks for layer in narrowing_layers(block))
+        output_kernel, step_kernels = self._copies()
+        self.output_kernel = (
+            None if output_kernel is None else tf.Variable(output_kernel, trainable=False, name="output_kernel")
+        )
         self.step_kernels = [
-            tf.Variable(tf.transpose(layer.kernel), trainable=False, name=f"step_kernel_{index}")
-            for index, layer in enumerate(layers)
+            tf.Variable(kernel, trainable=False, name=f"step_kernel_{index}")
+            for index, kernel in enumerate(step_kernels)
         ]
-        self._step_layers = tuple(layers)
         compile_ = lambda function, signature: tf.function(
             function, input_signature=signature, jit_compile=jit_compile, reduce_retracing=False
         )
@@ -138,12 +139,17 @@ class Translator(tf.Module):
         self._sample_ids = compile_(self._sample_from_ids, [_IDS, *sampling])
         self._sample_encoded = compile_(self._sample, [_IDS, *encoded, *sampling])
 
+    def _copies(self):
+        """The transposed decoding matrices, from the model's current weights."""
+        return self.model.decoder.output_kernel(), [tf.transpose(layer.kernel) for layer in self._step_layers]
+
     def refresh(self):
         """Copies the model's current matrices again (after its weights changed in place)."""
+        output_kernel, step_kernels = self._copies()
         if self.output_kernel is not None:
-            self.output_kernel.assign(self.model.decoder.output_kernel())
-        for layer, kernel in zip(self._step_layers, self.step_kernels):
-            kernel.assign(tf.transpose(layer.kernel))
+            self.output_kernel.assign(output_kernel)
+        for variable, kernel in zip(self.step_kernels, step_kernels):
+            variable.assign(kernel)
 
     def _transposed(self):
         return transposed_step_kernels(zip(self._step_layers, self.step_kernels))
