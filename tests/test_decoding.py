@@ -275,8 +275,8 @@ def test_blocked_top_k_equals_top_k_ties_included(jit_compile):
         np.testing.assert_array_equal(got[1].numpy(), expected[1].numpy())
 
 
-def test_translator_transposed_copies_follow_the_weights_through_refresh(trained):
-    """The stored transposed output and feed-forward matrices follow the model's weights through `refresh()`."""
+def test_translator_copies_follow_the_weights_through_refresh(trained):
+    """The stored transposed and column-blocked matrices follow the model's weights through `refresh()`."""
     model, source_tokenizer, target_tokenizer = trained
     # The tiny preset has separate output weights: a tied model (random weights) of the same size.
     copy = Seq2SeqTransformer.from_config({**model.get_config(), "tie_embeddings": True})
@@ -293,9 +293,15 @@ def test_translator_transposed_copies_follow_the_weights_through_refresh(trained
     embedding.assign(embedding * 1.5)
     feed_forward.assign(feed_forward * 0.5)
     stale = translator.translate(text)["score"].numpy()
+    blocks_match = lambda: all(
+        np.array_equal(np.concatenate([block.numpy() for block in blocks], 1), layer.kernel.numpy())
+        for layer, blocks in zip(translator._step_layers, translator.block_kernels)
+    )
+    assert len(translator.block_kernels) == 6 * len(copy.decoder.blocks) and not blocks_match()
     translator.refresh()
     np.testing.assert_array_equal(translator.output_kernel.numpy(), embedding.numpy().T)
     np.testing.assert_array_equal(translator.step_kernels[0].numpy(), feed_forward.numpy().T)
+    assert blocks_match()
     fresh = Translator(copy, source_tokenizer, target_tokenizer)
     refreshed = translator.translate(text)
     expected = fresh.translate(text)

@@ -64,6 +64,10 @@ class CrossMHA(MultiHeadAttentionCore):
         self._key_value_dense.build((None, None, key_value_dim))
         self.built = True
 
+    def step_layers(self):
+        """The position-wise Dense layers a cached decoding step runs (keys and values: once per source)."""
+        return [self._query_dense, self._output_dense]
+
     def compute_key_value(self, encoder_output):
         """Projects the encoder output once: `(keys, values)`, each [batch, heads, source_length, head_dim]."""
         if not self.built:

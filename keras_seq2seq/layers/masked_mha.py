@@ -64,6 +64,10 @@ class MaskedMHA(MultiHeadAttentionCore):
         self._query_key_value_dense.build(inputs_shape)
         self.built = True
 
+    def step_layers(self):
+        """The position-wise Dense layers a cached decoding step runs."""
+        return [self._query_key_value_dense, self._output_dense]
+
     def init_cache(self, batch_size, max_length, dtype=None):
         """An empty `(keys, values)` cache for `max_length` positions."""
         shape = (batch_size, self.num_heads, max_length, self._resolved_head_dim)

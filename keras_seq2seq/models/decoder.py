@@ -45,6 +45,14 @@ class DecoderBlock(ResidualBlock):
         self._build_residuals(3, stream_shape)
         self.built = True
 
+    def step_layers(self):
+        """The `PositionwiseDense` layers a cached decoding step runs, in call order."""
+        return [
+            *self.self_attention.step_layers(),
+            *self.cross_attention.step_layers(),
+            *self.feed_forward.step_layers(),
+        ]
+
     def call(
         self,
         stream,

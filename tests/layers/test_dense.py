@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 from keras_seq2seq.layers import PositionwiseDense
 
@@ -63,29 +64,70 @@ def test_decoding_step_keeps_its_bias_add_apart_under_xla_only(rng):
     assert "XlaOptimizationBarrier" not in _op_types(tf.function(ours, jit_compile=True), longer)
 
 
-def test_transposed_step_kernel_is_used_for_decoding_steps_only(rng):
-    """Inside `transposed_step_kernels`, [batch, 1, d] inputs read the given [units, d] copy; nothing else does."""
+def test_step_kernels_are_read_by_decoding_steps_only(rng):
+    """Inside `step_kernels`, [batch, 1, d] inputs read the given copies; nothing else does."""
     import tensorflow as tf
 
-    from keras_seq2seq.layers.dense import transposed_step_kernels
+    from keras_seq2seq.layers.dense import StepKernels, column_blocks, step_kernels
 
     layer = PositionwiseDense(3, activation="relu")
     layer.build((None, None, 5))
     layer.set_weights([rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=3).astype("float32")])
-    step = rng.normal(size=(4, 1, 5)).astype("float32")
+    steps = {rows: rng.normal(size=(rows, 1, 5)).astype("float32") for rows in (1, 4)}
     longer = rng.normal(size=(4, 2, 5)).astype("float32")
-    exact = tf.Variable(tf.transpose(layer.kernel))
-    doubled = tf.Variable(2.0 * tf.transpose(layer.kernel))
+    exact = StepKernels(tf.Variable(tf.transpose(layer.kernel)), tuple(map(tf.Variable, column_blocks(layer.kernel))))
+    doubled = StepKernels(
+        tf.Variable(2.0 * tf.transpose(layer.kernel)), tuple(tf.Variable(2.0 * b) for b in column_blocks(layer.kernel))
+    )
     for jit_compile in (False, True):
         # A new function each call: traced afresh, so it sees the context of the moment.
         run = lambda inputs, jit=jit_compile: tf.function(layer, jit_compile=jit)(inputs)
-        plain_step, plain_longer = run(step).numpy(), run(longer).numpy()
-        with transposed_step_kernels([(layer, exact)]):
-            np.testing.assert_allclose(run(step).numpy(), plain_step, atol=1e-6)
-        with transposed_step_kernels([(layer, doubled)]):
-            assert np.abs(run(step).numpy() - plain_step).max() > 1e-3  # the copy is what a step reads
-            np.testing.assert_array_equal(run(longer).numpy(), plain_longer)  # not a step: the layer's kernel
-        np.testing.assert_array_equal(run(step).numpy(), plain_step)  # outside the context: unchanged
+        plain_longer = run(longer).numpy()
+        for step in steps.values():
+            plain_step = run(step).numpy()
+            with step_kernels([(layer, exact)]):
+                np.testing.assert_allclose(run(step).numpy(), plain_step, atol=1e-6)
+            with step_kernels([(layer, doubled)]):
+                assert np.abs(run(step).numpy() - plain_step).max() > 1e-3  # the copy is what a step reads
+                np.testing.assert_array_equal(run(longer).numpy(), plain_longer)  # not a step: the layer's kernel
+            np.testing.assert_array_equal(run(step).numpy(), plain_step)  # outside the context: unchanged
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("static_rows", [True, False])
+def test_step_kernels_pick_the_copy_for_the_row_count(rng, jit_compile, static_rows):
+    """One row reads the transposed copy, 2 to 64 rows the column blocks, more rows the kernel itself,
+    whether the row count is known when tracing or only when running (XLA: at compile time)."""
+    import tensorflow as tf
+
+    from keras_seq2seq.layers.dense import BLOCKED_STEP_ROWS, StepKernels, column_blocks, step_kernels
+
+    assert BLOCKED_STEP_ROWS == (2, 64)
+    layer = PositionwiseDense(7)
+    layer.build((None, None, 5))
+    kernel = rng.normal(size=(5, 7)).astype("float32")
+    bias = rng.normal(size=7).astype("float32")
+    layer.set_weights([kernel, bias])
+    # Each copy scaled by its own factor, so the output tells which one was read.
+    marked = StepKernels(
+        tf.Variable(2.0 * kernel.T), tuple(tf.Variable(3.0 * block) for block in column_blocks(kernel))
+    )
+    signature = None if static_rows else [tf.TensorSpec([None, 1, 5], tf.float32)]
+    for rows, factor in ((1, 2.0), (2, 3.0), (64, 3.0), (65, 1.0)):
+        step = rng.normal(size=(rows, 1, 5)).astype("float32")
+        with step_kernels([(layer, marked)]):
+            got = tf.function(layer, jit_compile=jit_compile, input_signature=signature)(step).numpy()
+        np.testing.assert_allclose(got[:, 0], step[:, 0] @ (factor * kernel) + bias, rtol=1e-5, atol=1e-5)
+
+
+def test_column_blocks_cut_the_kernel_in_order():
+    from keras_seq2seq.layers.dense import column_blocks
+
+    kernel = np.arange(35, dtype="float32").reshape(5, 7)
+    blocks = column_blocks(kernel)
+    assert [block.shape for block in blocks] == [(5, 3), (5, 4)]
+    np.testing.assert_array_equal(np.concatenate(blocks, axis=1), kernel)
+    assert [block.shape[1] for block in column_blocks(kernel, 3)] == [2, 2, 3]
 
 
 def test_narrowing_layers_are_the_feed_forward_outputs():
