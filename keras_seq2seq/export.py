@@ -73,8 +73,8 @@ class Translator(tf.Module):
     the `small` preset), the feed-forward output layers transposed for steps of one
     row (`narrowing_layers`, 1 MB each), on one sentence 12% and 18% less time per
     step; and every matrix a step multiplies by cut into two column blocks, for
-    steps of 2 to 64 rows (`StepKernels`: 11 MB; beam search on one sentence 23%
-    faster, greedy decoding of 4 sentences 33%). After changing the model's
+    steps of 2 to 64 rows (`StepKernels`: 11 MB; beam search on one sentence
+    10-25% faster, greedy decoding of 4 to 64 sentences 9-33%). After changing the model's
     weights in place, call `refresh()` (or build a new Translator) before
     translating with it.
 

@@ -62,9 +62,10 @@ class StepKernels(collections.namedtuple("StepKernels", ["transposed", "blocks"]
         Steps of `BLOCKED_STEP_ROWS` rows multiply by each block separately and
         concatenate: the products are independent, so XLA's runtime runs them on
         different cores, where one product of a few rows runs on one (Eigen shares
-        out only large products). On the `small` decoder this made beam search on
-        one sentence 23% faster and greedy decoding of 4 sentences 33% faster; from
-        a few hundred rows up the single product is faster again.
+        out only large products). On the `small` decoder (in-process A/Bs) beam
+        search on one sentence took 10-25% less time, greedy decoding of 4 to 64
+        sentences 9-33% less; at one row the split is slower (12%), and from a few
+        hundred rows up the single product is faster again (5%).
     """
 
 
