@@ -347,7 +347,10 @@ def export_translator(translator, output_dir, extra_files=None):
     holder.output_kernel = translator.output_kernel
     holder.step_kernels = translator.step_kernels
     holder.block_kernels = translator.block_kernels
-    tf.saved_model.save(holder, str(output_dir), signatures=signatures)
+    # Weights in files of at most 40 MB: the shipped model lives in git, where hosts refuse large files.
+    sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=40 * 2**20)
+    options = tf.saved_model.SaveOptions(experimental_sharding_callback=sharding)
+    tf.saved_model.save(holder, str(output_dir), signatures=signatures, options=options)
     extra = output_dir / "assets.extra"
     extra.mkdir(exist_ok=True)
     files = {
