@@ -4,7 +4,8 @@
 
 Every engine decodes the same 64 Tatoeba dev sources (batch 64) and the first one
 (batch 1), forced to exactly `--length` output tokens ([END] suppressed), and prints
-one JSON line per (search, batch) with the median time over repeats after warm-up:
+one JSON line per (search, batch) with the median time over repeats after warm-up
+(or, with `--paired`, times blocks of calls on request: see `serve_paired`):
 
 - ours: the exported SavedModel (strings in, strings out, XLA-compiled decoding),
   loaded back with `tf.saved_model.load`; greedy and beam 4.
@@ -60,7 +61,8 @@ def _repeats(repeats, batch):
     return repeats * 4 if batch == 1 else repeats
 
 
-def ours(length, sentences, repeats):
+def ours_calls(length, sentences):
+    """(search, batch, call) of the exported SavedModel, forced to `length` tokens."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
@@ -69,14 +71,21 @@ def ours(length, sentences, repeats):
     translator = Translator(*load_run(SHIPPED), force_output_length=length)
     path = export_translator(translator, Path(tempfile.mkdtemp()) / "forced")
     loaded = tf.saved_model.load(str(path))
-    results = []
+    calls = []
     for search, signature in (("greedy", "serving_default"), ("beam4", "beam_search")):
         function = loaded.signatures[signature]
         for batch in (1, 64):
             text = tf.constant(sentences[:batch])
-            times = timed(lambda f=function, t=text: f(text=t)["translation"].numpy(), _repeats(repeats, batch))
-            results.append((search, batch, times))
-    return results
+            calls.append((search, batch, lambda f=function, t=text: f(text=t)["translation"].numpy()))
+    return calls
+
+
+def timed_calls(calls, repeats):
+    return [(search, batch, timed(call, _repeats(repeats, batch))) for search, batch, call in calls]
+
+
+def ours(length, sentences, repeats):
+    return timed_calls(ours_calls(length, sentences), repeats)
 
 
 def uncached(length, sentences, repeats):
@@ -183,7 +192,8 @@ def keras_hub(length, sentences, repeats):
     return results
 
 
-def ctranslate2_engine(length, sentences, repeats):
+def ctranslate2_calls(length, sentences):
+    """(search, batch, call) of CTranslate2 on the shipped weights, forced to `length` tokens."""
     import ctranslate2
 
     from keras_seq2seq.ctranslate2 import convert
@@ -194,14 +204,18 @@ def ctranslate2_engine(length, sentences, repeats):
     translator = ctranslate2.Translator(str(path), device="cpu", inter_threads=1, intra_threads=os.cpu_count())
     vocabulary = source_tokenizer.get_vocabulary()
     pieces = [[vocabulary[i] for i in ids] for ids in source_tokenizer(sentences)]
-    results = []
+    calls = []
     for search, beam in (("greedy", 1), ("beam4", 4)):
         for batch in (1, 64):
             run = lambda p=pieces[:batch], b=beam: translator.translate_batch(
                 p, beam_size=b, min_decoding_length=length, max_decoding_length=length, max_batch_size=64
             )
-            results.append((search, batch, timed(run, _repeats(repeats, batch))))
-    return results
+            calls.append((search, batch, run))
+    return calls
+
+
+def ctranslate2_engine(length, sentences, repeats):
+    return timed_calls(ctranslate2_calls(length, sentences), repeats)
 
 
 def serving(length, sentences, repeats):
@@ -227,18 +241,46 @@ ENGINES = {
 }
 
 
+PAIRED = {"ours": ours_calls, "ctranslate2": ctranslate2_calls}
+
+
+def serve_paired(engine, length, sentences):
+    """Paired mode: set up, then time blocks of calls on request, one JSON line per request.
+
+    run_all.py keeps an `ours` and a `ctranslate2` worker alive side by side and
+    alternates blocks of calls between them, so both engines are measured in the same
+    seconds: on this shared machine speed drifts by up to 2x within a minute, which
+    separate processes run one after the other would turn into a ratio. Requests on
+    stdin: {"search", "batch", "repeats", "warmup"}; the idle worker waits on its pipe.
+    """
+    calls = {(search, batch): call for search, batch, call in PAIRED[engine](length, sentences)}
+    print(json.dumps({"ready": [list(key) for key in calls]}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        times = timed(calls[request["search"], request["batch"]], request["repeats"], request["warmup"])
+        print(json.dumps({"times": times, "peak_rss_mb": peak_rss_mb()}), flush=True)
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", choices=sorted(ENGINES), required=True)
     parser.add_argument("--length", type=int, required=True)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--paired", action="store_true", help="serve timing requests on stdin (ours, ctranslate2)")
     args = parser.parse_args(argv)
     sentences = dev_sources()
+    if args.paired:
+        if args.engine not in PAIRED:
+            parser.error(f"--paired runs {sorted(PAIRED)}, not {args.engine!r}")
+        return serve_paired(args.engine, args.length, sentences)
     for search, batch, times in ENGINES[args.engine](args.length, sentences, args.repeats):
         print(json.dumps({
             "engine": args.engine, "search": search, "batch": batch, "length": args.length, "times": times,
-            **rates(statistics.median(times), batch, args.length),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            **rates(statistics.median(times), batch, args.length), "peak_rss_mb": peak_rss_mb(),
         }), flush=True)
 
 

@@ -16,8 +16,10 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -72,6 +74,72 @@ def run_worker(script, args, log):
     return rows
 
 
+PAIRED_ENGINES = ("ours", "ctranslate2")
+SWITCH_PAUSE = 0.3  # seconds between blocks: the engine that just ran lets its spinning threads sleep
+
+
+def _reply(process):
+    """The next JSON line a paired worker writes (other output skipped); ValueError if it exited."""
+    for line in process.stdout:
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError(f"worker exited with {process.wait()}")
+
+
+def run_paired(length, repeats, log):
+    """Rows of ours and CTranslate2 at one output length, timed in alternating blocks of calls.
+
+    Both workers are started together (`decoding.py --paired`) and stay alive; for each
+    (search, batch), `repeats` blocks alternate between them (4 timed calls per block on
+    one sentence, 1 on 64, after warm-up), the first engine changing from block to block.
+    Both engines are so measured in the same stretch of time, which on this shared
+    machine matters more than anything else in their ratio.
+    """
+    workers = {}
+    for engine in PAIRED_ENGINES:
+        command = [sys.executable, str(HERE / "decoding.py"), "--engine", engine, "--length", str(length), "--paired"]
+        print("  $", " ".join(command[1:]), flush=True)
+        stderr = tempfile.TemporaryFile(mode="w+")
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        workers[engine] = (process, stderr)
+    rows = {}
+    try:
+        offered = {engine: _reply(process)["ready"] for engine, (process, _) in workers.items()}
+        keys = [tuple(key) for key in offered["ours"] if key in offered["ctranslate2"]]
+        for search, batch in keys:
+            for block in range(repeats):
+                order = PAIRED_ENGINES if block % 2 == 0 else PAIRED_ENGINES[::-1]
+                for engine in order:
+                    process = workers[engine][0]
+                    request = {"search": search, "batch": batch, "repeats": 4 if batch == 1 else 1}
+                    process.stdin.write(json.dumps({**request, "warmup": 2 if block == 0 else 1}) + "\n")
+                    process.stdin.flush()
+                    reply = _reply(process)
+                    row = rows.setdefault((engine, search, batch), {
+                        "engine": engine, "search": search, "batch": batch, "length": length, "times": [],
+                        "paired": True,
+                    })
+                    row["times"] += reply["times"]
+                    row["peak_rss_mb"] = reply["peak_rss_mb"]
+                    time.sleep(SWITCH_PAUSE)
+    except (OSError, ValueError) as error:  # a worker died: keep what was measured, say so
+        print(f"    paired measurement stopped: {error}; see {RESULTS / 'worker.log'}", flush=True)
+    finally:
+        for engine, (process, stderr) in workers.items():
+            try:
+                process.stdin.close()
+                process.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                process.kill()
+            stderr.seek(0)
+            log.write(f"$ decoding.py --engine {engine} --length {length} --paired\n{stderr.read()[-3000:]}\n")
+    from decoding import rates
+
+    for row in rows.values():
+        row.update(rates(statistics.median(row["times"]), row["batch"], row["length"]))
+    return list(rows.values())
+
+
 def training_runs(quick):
     steps = ["--steps", "6" if quick else "15", "--warmup", "4" if quick else "5"]
     presets = ("small",) if quick else ("small", "base")
@@ -102,8 +170,6 @@ def training_runs(quick):
 
 def merge_rounds(runs):
     """One row per configuration: the median over the steps of all its rounds."""
-    import statistics
-
     merged = {}
     for row in runs:
         key = (row["label"], row["preset"], row["data"])
@@ -127,8 +193,6 @@ def merge_rounds(runs):
 
 def merge_decoding_rounds(rows):
     """One row per (engine, search, batch, length): the median over the repeats of all its rounds."""
-    import statistics
-
     from decoding import rates
 
     merged = {}
@@ -179,12 +243,12 @@ def main():
             print("decoding throughput", flush=True)
             repeats = ["--repeats", "3" if args.quick else "5"]
             rows = []
-            # Ours and CTranslate2, the ratio the targets are about, in three interleaved rounds: on
-            # one sentence a process's speed varies by up to 1.5x from one start to the next (both engines).
+            # Ours and CTranslate2, the ratio the targets are about: paired (run_paired), in three rounds
+            # of fresh processes; the peaks far from the targets once, one process each.
             for round_index in range(1 if args.quick else 3):
                 for length in LENGTHS:
-                    engines = ("ours", "ctranslate2") + (("keras_hub", "uncached") if round_index == 0 else ())
-                    for engine in engines:
+                    rows += run_paired(length, int(repeats[1]), log)
+                    for engine in ("keras_hub", "uncached") if round_index == 0 else ():
                         if engine == "uncached" and length > 64:
                             continue  # quadratic: minutes per point
                         rows += run_worker("decoding.py", ["--engine", engine, "--length", str(length), *repeats], log)

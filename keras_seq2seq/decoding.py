@@ -48,10 +48,49 @@ def encode_for_decoding(model, source_ids):
     """`(cross_key_values, source_mask)`: the encoder run once and projected for every decoder block.
 
     The decoding functions compute this themselves; pass it as their `encoded`
-    argument to encode elsewhere (the Translator encodes length-sorted chunks).
+    argument to encode elsewhere (the Translator encodes large batches with
+    `encode_tokens_for_decoding`).
     """
     encoder_output, source_mask = model.encode(source_ids)
     return model.decoder.compute_cross_key_values(encoder_output), source_mask
+
+
+def bucketed_token_count(count):
+    """`count` (an int tensor) rounded up to a multiple of 64, or of an eighth of the power of two
+    at or below it when larger: at most 12.5% more, and eight shapes per doubling for XLA to compile."""
+    powers = tf.constant([2**exponent for exponent in range(31)])
+    step = tf.maximum(64, tf.reduce_max(tf.where(powers <= count, powers, 1)) // 8)
+    return (count + step - 1) // step * step
+
+
+def token_positions(source_ids, bucketed=False):
+    """The (row, column) of every real token of `source_ids` [batch, length], row by row: int32 [count, 2].
+
+    `bucketed`: padded to `bucketed_token_count(count)` entries, the extra ones
+    pointing at row `batch` (one past the last): `encode_tokens_for_decoding` adds
+    that row, all padding, so they compute values nothing reads.
+    """
+    positions = tf.cast(tf.where(tf.not_equal(source_ids, PAD_ID)), tf.int32)
+    if not bucketed:
+        return positions
+    count = tf.shape(positions)[0]
+    extra = bucketed_token_count(count) - count
+    spare = tf.stack([tf.shape(source_ids)[0], 0])
+    return tf.concat([positions, tf.tile(spare[None], [extra, 1])], axis=0)
+
+
+def encode_tokens_for_decoding(model, source_ids, positions):
+    """`encode_for_decoding`, with the encoder run on the tokens at `positions` only (`Encoder.encode_tokens`).
+
+    `positions` come from `token_positions(source_ids)`, bucketed or not. Same
+    result as `encode_for_decoding` up to rounding, in less time when the batch
+    holds much padding.
+    """
+    batch = tf.shape(source_ids)[0]
+    source_ids = tf.pad(source_ids, [[0, 1], [0, 0]])  # row `batch`: the spare row of bucketed positions
+    tokens, source_mask = model.encoder.encode_tokens(source_ids, positions)
+    key_values = model.decoder.cross_key_values_of_tokens(tokens, positions, tf.shape(source_ids))
+    return [tuple(part[:batch] for part in block) for block in key_values], source_mask[:batch]
 
 
 def _grow(cache, size):

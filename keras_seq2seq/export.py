@@ -22,17 +22,18 @@ from keras_seq2seq.data.tokenizers import PAD_ID
 from keras_seq2seq.decoding import (
     beam_search,
     bucketed_length,
-    encode_for_decoding,
+    encode_tokens_for_decoding,
     greedy_decode,
     sample_decode,
-    source_lengths,
+    token_positions,
 )
 from keras_seq2seq.layers.dense import StepKernels, column_blocks, narrowing_layers, step_kernels
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-ENCODER_CHUNK = 16
+ONE_CALL_ROWS = 16
 _IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
 _MASK = tf.TensorSpec([None, None], tf.bool, name="source_mask")
+_POSITIONS = tf.TensorSpec([None, 2], tf.int32, name="token_positions")
 
 
 def _bucketed_batch(source_ids):
@@ -61,11 +62,10 @@ class Translator(tf.Module):
     few seconds); later ones reuse it.
 
     A batch of at most 16 sentences is encoded and decoded in one compiled call
-    (1.5 ms less than two on one sentence). A larger batch is sorted by source
-    length and encoded in chunks of 16 sentences, each cut to its own longest
-    source, so a batch of mostly short sentences with one long one does not pay
-    the encoder for the long length in every row (on 64 Tatoeba sentences, 40%
-    fewer encoder positions); the outputs come back in input order.
+    (1.5 ms less than two on one sentence). A larger batch is encoded first, on
+    its real tokens only (`Encoder.encode_tokens`: all layers but attention skip
+    the padding, half of the positions of 64 Tatoeba sentences; their count is
+    rounded up by `bucketed_token_count` so XLA sees few shapes), then decoded.
 
     For faster decoding steps, the Translator keeps copies of the decoder's
     matrices, made when it is built and again by `export_translator`: the output
@@ -140,8 +140,8 @@ class Translator(tf.Module):
             tf.TensorSpec([], tf.float32, name="top_p"),
             tf.TensorSpec([], tf.int32, name="seed"),
         ]
-        self._encode_ids = compile_(self._encode, [_IDS])
-        # Each search twice: from ids (small batches, one call) and from encoded chunks.
+        self._encode_tokens = compile_(self._encode, [_IDS, _POSITIONS])
+        # Each search twice: from ids (small batches, one call) and from the encoder's keys and values.
         self._greedy_ids = compile_(self._greedy_from_ids, [_IDS])
         self._greedy_encoded = compile_(self._greedy, [_IDS, *encoded])
         self._beam_ids = compile_(self._beam_from_ids, [_IDS])
@@ -176,8 +176,8 @@ class Translator(tf.Module):
             for layer, blocks in zip(self._step_layers, self.block_kernels)
         )
 
-    def _encode(self, source_ids):
-        return encode_for_decoding(self.model, source_ids)[0]
+    def _encode(self, source_ids, positions):
+        return encode_tokens_for_decoding(self.model, source_ids, positions)[0]
 
     @staticmethod
     def _encoded(key_values, source_mask):
@@ -214,34 +214,6 @@ class Translator(tf.Module):
                 static_shapes=True, encoded=self._encoded(key_values, source_mask), output_kernel=self.output_kernel,
             )
 
-    def _encode_in_chunks(self, source_ids, lengths):
-        """Cross-attention keys and values of length-sorted ids (and their `lengths`), `ENCODER_CHUNK` rows at a time.
-
-        Each chunk runs the encoder on its own columns only (its longest source,
-        rounded up to the length bucket); the keys and values are then padded back to
-        the batch's length, where the source mask hides them.
-        """
-        rows, length = tf.shape(source_ids)[0], tf.shape(source_ids)[1]
-        chunk = ENCODER_CHUNK
-        dtypes = [block.cross_attention.compute_dtype for block in self.model.decoder.blocks]
-        arrays = [
-            tuple(tf.TensorArray(dtype, size=rows // chunk, infer_shape=False) for _ in range(2))
-            for dtype in dtypes
-        ]
-
-        def body(index, arrays):
-            first = index * chunk
-            columns = bucketed_length(tf.maximum(1, tf.reduce_max(lengths[first : first + chunk])))
-            key_values = self._encode_ids(source_ids[first : first + chunk, :columns])
-            padding = [[0, 0], [0, 0], [0, length - columns], [0, 0]]
-            return index + 1, [
-                tuple(array.write(index, tf.pad(part, padding)) for array, part in zip(block_arrays, block))
-                for block_arrays, block in zip(arrays, key_values)
-            ]
-
-        _, arrays = tf.while_loop(lambda index, arrays: index < rows // chunk, body, (0, arrays))
-        return [tuple(array.concat() for array in block_arrays) for block_arrays in arrays]
-
     def source_ids(self, text):
         """Token ids [batch, length >= 1] of (sanitized) strings, truncated to `max_length`."""
         text = tf.strings.unicode_transcode(
@@ -260,24 +232,19 @@ class Translator(tf.Module):
     def _run(self, from_ids, from_encoded, text, *args):
         """The real rows' outputs, in input order, of a search on the bucketed ids of `text`.
 
-        Up to `ENCODER_CHUNK` rows: `from_ids` (encoder and search in one call).
-        More: the rows sorted by length, encoded in chunks, then `from_encoded`.
+        Up to `ONE_CALL_ROWS` rows: `from_ids` (encoder and search in one call). More:
+        the encoder on the real tokens only (`encode_tokens_for_decoding`), then
+        `from_encoded`.
         """
         source_ids = self.source_ids(text)
         bucketed = _bucketed_batch(source_ids)
 
-        def sorted_in_chunks():
-            lengths = source_lengths(bucketed)
-            order = tf.argsort(lengths, stable=True)
-            sorted_ids = tf.gather(bucketed, order)
-            key_values = self._encode_in_chunks(sorted_ids, tf.gather(lengths, order))
-            outputs = from_encoded(sorted_ids, key_values, tf.not_equal(sorted_ids, PAD_ID), *args)
-            # Row i of the input is row position[i] of the sorted batch.
-            position = tf.math.invert_permutation(order)
-            return [tf.gather(output, position) for output in outputs]
+        def from_tokens():
+            key_values = self._encode_tokens(bucketed, token_positions(bucketed, bucketed=True))
+            return list(from_encoded(bucketed, key_values, tf.not_equal(bucketed, PAD_ID), *args))
 
         outputs = tf.cond(
-            tf.shape(bucketed)[0] <= ENCODER_CHUNK, lambda: list(from_ids(bucketed, *args)), sorted_in_chunks
+            tf.shape(bucketed)[0] <= ONE_CALL_ROWS, lambda: list(from_ids(bucketed, *args)), from_tokens
         )
         return [output[: tf.shape(source_ids)[0]] for output in outputs]
 

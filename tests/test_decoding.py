@@ -220,8 +220,8 @@ def test_translator_xla_buckets_match_plain_graph_and_single_sentences(trained):
             assert alone == with_xla["translation"].numpy()[index]
 
 
-def test_length_sorted_chunked_encoding_keeps_every_sentence_in_place(trained):
-    """More than 16 sentences of mixed lengths: encoded in sorted chunks, returned in input order."""
+def test_large_batches_encoded_on_real_tokens_keep_every_sentence_in_place(trained):
+    """More than 16 sentences of mixed lengths: encoded on their real tokens, returned in input order."""
     model, source_tokenizer, target_tokenizer = trained
     translator = Translator(model, source_tokenizer, target_tokenizer)
     words = "je suis étudiant il est là et elle aussi mais pas nous".split()
@@ -231,7 +231,7 @@ def test_length_sorted_chunked_encoding_keeps_every_sentence_in_place(trained):
     text = tf.constant(sentences)
     source_ids = translator.tokenize_source(text)["token_ids"]
     lengths = tf.reduce_sum(tf.cast(source_ids > 0, tf.int32), axis=1).numpy()
-    assert lengths.max() > 16 >= np.sort(lengths)[15]  # chunks of different lengths, unsorted input
+    assert lengths.max() > 16 >= np.sort(lengths)[15]  # mostly padding, unsorted input
     assert not (np.diff(lengths) >= 0).all()
 
     expected_ids, expected_scores = greedy_decode(model, source_ids)
@@ -311,17 +311,53 @@ def test_translator_copies_follow_the_weights_through_refresh(trained):
     assert np.abs(before - stale).max() > 1e-3  # input embeddings changed, the stale copy did not
 
 
-def test_one_call_and_chunked_paths_translate_alike(trained):
-    """16 sentences take the one-call path, 17 the sorted chunks: the 16 shared ones come out the same."""
+def test_one_call_and_real_token_paths_translate_alike(trained):
+    """16 sentences take the one-call path, 17 the encoder on real tokens: the 16 shared ones come out the same."""
     model, source_tokenizer, target_tokenizer = trained
     translator = Translator(model, source_tokenizer, target_tokenizer)
     words = "je suis étudiant il est là et elle aussi".split()
     sentences = [" ".join(words[: 1 + (5 * i) % len(words)]) + " ." for i in range(17)]
     small, large = tf.constant(sentences[:16]), tf.constant(sentences)
     for signature in (translator.translate, translator.translate_beam):
-        one_call, chunked = signature(small), signature(large)
-        assert list(one_call["translation"].numpy()) == list(chunked["translation"].numpy()[:16])
+        one_call, tokens = signature(small), signature(large)
+        assert list(one_call["translation"].numpy()) == list(tokens["translation"].numpy()[:16])
     sampled = [
         translator.translate_sample(text, 1.0, 0, 1.0, 7)["translation"].numpy() for text in (small, small)
     ]
     assert list(sampled[0]) == list(sampled[1])
+
+
+def test_bucketed_token_count_rounds_up_to_64_or_an_eighth():
+    from keras_seq2seq.decoding import bucketed_token_count
+
+    counts = [1, 63, 64, 65, 511, 512, 513, 639, 1000, 1025, 5000]
+    assert [int(bucketed_token_count(tf.constant(n))) for n in counts] == [
+        64, 64, 64, 128, 512, 512, 576, 640, 1024, 1152, 5120
+    ]
+    for n in range(1, 3000, 7):
+        bucket = int(bucketed_token_count(tf.constant(n)))
+        assert n <= bucket < n + max(64, n / 8)
+
+
+def test_encoding_real_tokens_only_gives_the_same_keys_and_values(trained):
+    """`encode_tokens_for_decoding` (bucketed positions, spare row) against `encode_for_decoding`."""
+    from keras_seq2seq.decoding import encode_for_decoding, encode_tokens_for_decoding, token_positions
+
+    model, source_tokenizer, _ = trained
+    source_ids = tf.ragged.constant(
+        source_tokenizer(["je suis étudiant .", "va !", "il est là et elle aussi mais pas nous ."]), tf.int32
+    ).to_tensor()
+    positions = token_positions(source_ids, bucketed=True)
+    real = int(tf.reduce_sum(tf.cast(source_ids != 0, tf.int32)))
+    assert positions.shape == (64, 2) and real < 64
+    np.testing.assert_array_equal(positions[real:].numpy(), [[3, 0]] * (64 - real))  # the spare row
+    expected, expected_mask = encode_for_decoding(model, source_ids)
+    for compiled in (False, True):
+        encode = tf.function(lambda i, p: encode_tokens_for_decoding(model, i, p), jit_compile=compiled)
+        key_values, mask = encode(source_ids, positions)
+        np.testing.assert_array_equal(mask.numpy(), expected_mask.numpy())
+        visible = expected_mask.numpy()[:, None, :, None]
+        for block, expected_block in zip(key_values, expected):
+            for part, expected_part in zip(block, expected_block):
+                assert part.shape == expected_part.shape
+                np.testing.assert_allclose(part.numpy() * visible, expected_part.numpy() * visible, atol=1e-4)

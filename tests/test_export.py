@@ -131,8 +131,8 @@ def test_an_export_loads_back_into_an_identical_keras_model(exported, tmp_path, 
 
 
 def test_each_decoding_loop_is_stored_once(exported):
-    """The encoder, and greedy, beam and sampling each from ids (batches of up to 16) and from encoded
-    chunks: seven XLA-compiled functions, not a second trace of any."""
+    """The encoder, and greedy, beam and sampling each from ids (batches of up to 16) and from the
+    encoder's keys and values: seven XLA-compiled functions, not a second trace of any."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     _, path = exported

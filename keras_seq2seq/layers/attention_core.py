@@ -19,6 +19,17 @@ def mask_fill_value(dtype):
     return -1e9
 
 
+def scatter_tokens(tokens, positions, shape):
+    """`tokens` [count, units] placed at `positions` ([count, 2]: row, column) of zeros [*shape, units].
+
+    The padded layout attention needs, from a sequence batch kept as its real tokens
+    only (see `Encoder.encode_tokens`). A position given twice receives one of its
+    tokens (the same values, when both come from the same input position).
+    """
+    full_shape = tf.concat([tf.cast(shape, tf.int32), tf.shape(tokens)[-1:]], axis=0)
+    return tf.tensor_scatter_nd_update(tf.zeros(full_shape, tokens.dtype), tf.cast(positions, tf.int32), tokens)
+
+
 class MultiHeadAttentionCore(keras.layers.Layer):
     """Projections-agnostic multi-head attention: splits heads, attends, merges.
 
@@ -106,6 +117,15 @@ class MultiHeadAttentionCore(keras.layers.Layer):
     def attend(self, query, key, value, attention_mask, training=None):
         """Attention over heads already split; returns (output, attention_probabilities).
 
+        Args: as `attention_context`, whose context this projects with the output layer.
+        """
+        context, probabilities = self.attention_context(query, key, value, attention_mask, training=training)
+        return self._output_dense(context), probabilities
+
+    def attention_context(self, query, key, value, attention_mask, training=None):
+        """The heads' merged context [batch, target_len, heads * head_dim], before the output
+        projection, and the attention probabilities.
+
         Args:
             query: [batch, target_len, heads, head_dim].
             key, value: [batch, heads, source_len, head_dim] (see `heads_first`).
@@ -132,8 +152,7 @@ class MultiHeadAttentionCore(keras.layers.Layer):
         else:
             context = ops.einsum("bhts,bhsd->bthd", dropped, value)
         shape = ops.shape(context)
-        context = ops.reshape(context, (shape[0], shape[1], self._inner_dim))
-        return self._output_dense(context), probabilities
+        return ops.reshape(context, (shape[0], shape[1], self._inner_dim)), probabilities
 
     def get_config(self):
         config = super().get_config()

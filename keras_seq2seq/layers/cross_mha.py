@@ -1,9 +1,10 @@
 """Encoder-decoder (cross) multi-head attention."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
-from keras_seq2seq.layers.attention_core import MultiHeadAttentionCore
+from keras_seq2seq.layers.attention_core import MultiHeadAttentionCore, scatter_tokens
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -75,8 +76,40 @@ class CrossMHA(MultiHeadAttentionCore):
         return self._key_and_value(encoder_output)
 
     def _key_and_value(self, encoder_output):
-        key, value = ops.split(self._key_value_dense(encoder_output), 2, axis=-1)
+        return self._split_key_value(self._key_value_dense(encoder_output))
+
+    def _split_key_value(self, projected):
+        key, value = ops.split(projected, 2, axis=-1)
         return self.heads_first(key), self.heads_first(value)
+
+    def key_value_of_tokens(self, tokens, positions, shape):
+        """`compute_key_value` of an encoder output given as its real tokens only.
+
+        Args:
+            tokens: [count, key_value_dim], the encoder output at `positions`.
+            positions: int [count, 2], each token's (row, column) in the batch.
+            shape: `(batch, source_length)` of the padded layout.
+
+        Returns:
+            `(keys, values)`, each [batch, heads, source_length, head_dim], zero
+            where no token was given (the padding, which the source mask hides).
+        """
+        return self._split_key_value(scatter_tokens(self._key_value_dense(tokens), positions, shape))
+
+    def self_attention_of_tokens(self, tokens, positions, padding_mask):
+        """Self-attention (query = memory, as in the encoder) of a batch kept as its real tokens only.
+
+        The projections run on the `tokens` [count, d_model] alone; the attention
+        itself on the padded layout [batch, length] of `padding_mask` (where the
+        `positions` [count, 2] place them). Returns [count, d_model]: row i is
+        `self(padded, padded, padding_mask)` at `positions[i]`, up to rounding.
+        """
+        shape = tf.shape(padding_mask)
+        query = self.split_heads(scatter_tokens(self._query_dense(tokens), positions, shape))
+        key, value = self.key_value_of_tokens(tokens, positions, shape)
+        mask = ops.expand_dims(ops.cast(padding_mask, "bool"), 1)
+        context, _ = self.attention_context(query, key, value, mask)
+        return self._output_dense(tf.gather_nd(context, tf.cast(positions, tf.int32)))
 
     def call(
         self,

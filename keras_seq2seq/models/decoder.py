@@ -200,6 +200,10 @@ class Decoder(TransformerStack):
         """Each block's cross-attention keys and values, projected once per source."""
         return [block.cross_attention.compute_key_value(encoder_output) for block in self.blocks]
 
+    def cross_key_values_of_tokens(self, tokens, positions, shape):
+        """`compute_cross_key_values` of an encoder output given as its real tokens (`Encoder.encode_tokens`)."""
+        return [block.cross_attention.key_value_of_tokens(tokens, positions, shape) for block in self.blocks]
+
     def init_cache(self, batch_size, max_length):
         """Empty self-attention caches, one `(keys, values)` per block, each [batch, heads, max_length, head_dim]."""
         return [block.self_attention.init_cache(batch_size, max_length) for block in self.blocks]
