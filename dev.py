@@ -54,7 +54,9 @@ def main(argv):
     rest = argv[1:]
     if command == "test":
         ensure_environment("dev")
-        return run(["-m", "pytest", "-q", *rest])
+        # Two worker processes: much of the suite is single-threaded (XLA compilation,
+        # subprocess start-up, small steps); on 2 cores the suite takes about a quarter less time.
+        return run(["-m", "pytest", "-q", "-n", "2", "--dist", "worksteal", *rest])
     if command == "main":
         ensure_environment("dev")
         return run([str(ROOT / "training" / "main_job.py"), *rest])

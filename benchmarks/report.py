@@ -24,7 +24,8 @@ def training_tables(results):
     lines = []
     if "training_machine" in results and results["training"]:
         lines.append(
-            f"\nTraining tables: from the run of {machine.get('date', 'an earlier run')} (matmul peak then "
+            f"\nTraining tables: from the run of {machine.get('date', 'an earlier run')} on {machine['cpu']} "
+            f"({machine['cores']} cores; matmul peak then "
             f"{peaks['float32']:.0f} GFLOP/s float32, {peaks['bfloat16']:.0f} bfloat16); decoding: this run."
         )
     fixed = [row for row in results["training"] if row["data"] == "fixed"]

@@ -26,11 +26,31 @@ FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, worker_id):
     """A tiny model trained to memorise 64 fixture pairs: `(run_dir, history)`.
 
-    Shared by the training, decoding and export tests (about half a minute).
+    Shared by the training, decoding and export tests (half a minute to two, by the
+    machine). Under pytest-xdist (`python3 dev.py test` runs two workers) the first
+    worker that needs it trains it and the others read the same run directory.
     """
+    if worker_id == "master":
+        run_dir = tmp_path_factory.mktemp("tiny_run")
+        return run_dir, _train_tiny(run_dir)
+    import json
+    from types import SimpleNamespace
+
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # the same for every worker of this session
+    run_dir, record = shared / "tiny_run", shared / "tiny_run_history.json"
+    with FileLock(str(shared / "tiny_run.lock")):
+        if not record.exists():
+            record.write_text(json.dumps(_train_tiny(run_dir).history, default=float))
+    return run_dir, SimpleNamespace(history=json.loads(record.read_text()))
+
+
+def _train_tiny(run_dir):
+    """Trains the tiny model into `run_dir`; returns the Keras History."""
     from keras_seq2seq import trainer
     from keras_seq2seq.run_config import load_config
 
@@ -59,7 +79,6 @@ def tiny_run(tmp_path_factory):
             "training.verbose=0",
         ],
     )
-    run_dir = tmp_path_factory.mktemp("tiny_run")
     history = trainer.train(config, run_dir)
     keras.mixed_precision.set_global_policy("float32")
-    return run_dir, history
+    return history

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "tatoeba-sample.txt"
-EPOCHS, STEPS = 12, 10
+EPOCHS, STEPS = 8, 10
 
 
 def _command(run_dir):
