@@ -1,9 +1,4 @@
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,50 +22,65 @@ def rng():
     return np.random.default_rng(0)
 
 
-ROOT = Path(__file__).resolve().parents[1]
-_TINY_RUN = pytest.StashKey()  # (directory, process, log) of the background tiny run, on the controller
-
-
-def pytest_configure(config):
-    """Under pytest-xdist the controller trains the shared tiny run in the background from the start."""
-    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
-        return
-    shared = Path(tempfile.mkdtemp(prefix="keras-seq2seq-tiny-run-"))
-    log = (shared / "training.log").open("w")
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-m", "tests.tiny_run", str(shared)]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    config.stash[_TINY_RUN] = (shared, process, log)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    """Tells each xdist worker where the background tiny run is written."""
-    if _TINY_RUN in node.config.stash:
-        node.workerinput["tiny_run_dir"] = str(node.config.stash[_TINY_RUN][0])
-
-
-def pytest_unconfigure(config):
-    if _TINY_RUN in config.stash:
-        shared, process, log = config.stash[_TINY_RUN]
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        log.close()
-        shutil.rmtree(shared, ignore_errors=True)
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def tiny_run(request, tmp_path_factory):
-    """A tiny model trained to memorise 64 fixture pairs: `(run_dir, history)` (see tests/tiny_run.py).
+def tiny_run(tmp_path_factory, worker_id):
+    """A tiny model trained to memorise 64 fixture pairs: `(run_dir, history)`.
 
-    Shared by the training, decoding and export tests: trained once per session, in
-    the background under xdist (`python3 dev.py test` runs two workers), else here.
+    Shared by the training, decoding and export tests (half a minute to two, by the
+    machine). Under pytest-xdist (`python3 dev.py test` runs two workers) the first
+    worker that needs it trains it and the others read the same run directory.
+    (Training it in a third, background process from the start was slower on 2
+    cores: 12 min 9 s against 10 min 5 s, three TensorFlow processes contending.)
     """
-    from tests import tiny_run as tiny
-
-    shared = getattr(request.config, "workerinput", {}).get("tiny_run_dir")
-    if shared is None:
+    if worker_id == "master":
         run_dir = tmp_path_factory.mktemp("tiny_run")
-        return run_dir, tiny.train(run_dir)
-    return tiny.wait_for(Path(shared))
+        return run_dir, _train_tiny(run_dir)
+    import json
+    from types import SimpleNamespace
+
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # the same for every worker of this session
+    run_dir, record = shared / "tiny_run", shared / "tiny_run_history.json"
+    with FileLock(str(shared / "tiny_run.lock")):
+        if not record.exists():
+            record.write_text(json.dumps(_train_tiny(run_dir).history, default=float))
+    return run_dir, SimpleNamespace(history=json.loads(record.read_text()))
+
+
+def _train_tiny(run_dir):
+    """Trains the tiny model into `run_dir`; returns the Keras History."""
+    from keras_seq2seq import trainer
+    from keras_seq2seq.run_config import load_config
+
+    keras.utils.set_random_seed(0)
+    sample = str(FIXTURES / "tatoeba-sample.txt")
+    config = load_config(
+        None,
+        [
+            f"corpus.train={sample}",
+            f"corpus.dev={sample}",
+            "corpus.limit=64",
+            "tokenizer.source_vocab_size=200",
+            "tokenizer.target_vocab_size=200",
+            "model.preset=tiny",
+            "training.token_budget=512",
+            "training.max_length=32",
+            "training.epochs=60",
+            "training.warmup_steps=60",
+            "training.lr_scale=0.5",
+            "training.label_smoothing=0.0",
+            "training.early_stopping_patience=0",
+            "training.backup_every_steps=0",
+            "training.select_by=bleu",
+            "training.dev_bleu_every=20",
+            "training.dev_bleu_sentences=64",
+            "training.verbose=0",
+        ],
+    )
+    history = trainer.train(config, run_dir)
+    keras.mixed_precision.set_global_policy("float32")
+    return history
