@@ -249,7 +249,7 @@ def serve_paired(engine, length, sentences):
 
     run_all.py keeps an `ours` and a `ctranslate2` worker alive side by side and
     alternates blocks of calls between them, so both engines are measured in the same
-    seconds: on this shared machine speed drifts by up to 2x within a minute, which
+    seconds: on this shared machine speed drifts by up to 3x within minutes, which
     separate processes run one after the other would turn into a ratio. Requests on
     stdin: {"search", "batch", "repeats", "warmup"}; the idle worker waits on its pipe.
     """
