@@ -1,6 +1,6 @@
 """The README's main job: corpus -> tokenizers -> training -> dev evaluation -> export -> translation.
 
-Run through `python3 dev.py main`. Takes about ten minutes on 2 CPU cores (plus the
+Run through `python3 dev.py main`. Takes 11 to 19 minutes on 2 CPU cores, by the host (plus the
 one-time set-up and corpus download); every step says where its output went.
 """
 
