@@ -262,7 +262,8 @@ def test_blocked_top_k_equals_top_k_ties_included(jit_compile):
     blocked = tf.function(lambda values: blocked_top_k(values, 4, block=16), jit_compile=jit_compile)
     for values in (
         rng.normal(size=(5, 1000)),
-        rng.integers(0, 3, size=(5, 999)),  # ties everywhere, a partial last block
+        rng.integers(0, 3, size=(5, 999)),  # ties everywhere
+        rng.integers(0, 3, size=(5, 997)),  # a prime size: a padded last block
         np.where(rng.random((5, 1000)) < 0.99, -1e9, rng.normal(size=(5, 1000))),  # beam search's masked scores
         np.full((2, 100), -1e9),
     ):
@@ -358,3 +359,24 @@ def test_encoding_real_tokens_only_gives_the_same_keys_and_values(trained):
             for part, expected_part in zip(block, expected_block):
                 assert part.shape == expected_part.shape
                 np.testing.assert_allclose(part.numpy() * visible, expected_part.numpy() * visible, atol=1e-4)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("excluded", [None, 3, 7])
+def test_top_log_probabilities_equal_the_top_of_log_softmax(jit_compile, excluded):
+    from keras_seq2seq.decoding import blocked_top_k, top_log_probabilities
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(6, 8000)).astype("float32") * 4
+    logits[:, 7] = 30.0  # token 7 is every row's best (the excluded one, in one case)
+    logits[2, 100:104] = 25.0  # ties
+    run = tf.function(lambda values: top_log_probabilities(values, 4, excluded), jit_compile=jit_compile)
+    values, ids, log_sum_exp = run(tf.constant(logits))
+    log_probabilities = tf.nn.log_softmax(logits)
+    masked = log_probabilities if excluded is None else log_probabilities + tf.one_hot(excluded, 8000, -1e9, 0.0)
+    expected_values, expected_ids = blocked_top_k(masked, 4)
+    np.testing.assert_array_equal(ids.numpy(), expected_ids.numpy())
+    np.testing.assert_allclose(values.numpy(), expected_values.numpy(), atol=1e-5)
+    np.testing.assert_allclose(log_sum_exp.numpy(), tf.reduce_logsumexp(logits, axis=-1).numpy(), rtol=1e-6)
+    if excluded is not None:
+        assert not (ids.numpy() == excluded).any()

@@ -29,7 +29,11 @@ class CrossMHA(MultiHeadAttentionCore):
         encoder_output: [batch, source_length, key_value_dim]; not needed when
             `key_value` is given.
         encoder_padding_mask: boolean [batch, source_length], True for real tokens.
-        key_value: the result of `compute_key_value(encoder_output)`.
+        key_value: the result of `compute_key_value(encoder_output)`. It may hold
+            one source for each group of consecutive query rows (the beams of a
+            sentence in beam search): [sources, ...] for [sources * group, ...]
+            queries, with `encoder_padding_mask` per source. Each source's keys
+            and values are then read once per call, not once per row.
         return_attention_scores: also return [batch, heads, target_length, source_length].
 
     Example:
@@ -131,16 +135,32 @@ class CrossMHA(MultiHeadAttentionCore):
         attention_mask = None
         if encoder_padding_mask is not None:
             attention_mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)
-        output, probabilities = self.attend(
-            self.split_heads(self._query_dense(query)),
-            key,
-            value,
-            attention_mask,
-            training=training,
-        )
+        query_heads = self.split_heads(self._query_dense(query))
+        if key_value is not None and not _same_rows(query_heads, key):
+            output, probabilities = self._attend_grouped(query_heads, key, value, attention_mask)
+        else:
+            output, probabilities = self.attend(query_heads, key, value, attention_mask, training=training)
         if return_attention_scores:
             return output, probabilities
         return output
+
+    def _attend_grouped(self, query, key, value, attention_mask):
+        """`attend` where each source's `key` and `value` serve `group` consecutive query rows.
+
+        query: [sources * group, length, heads, head_dim]; key, value: [sources, heads,
+        source_length, head_dim]; the mask per source. The group's rows become more
+        query positions of their source, so each source's keys and values are read
+        once per step instead of once per row (beam search's beams).
+        """
+        shape = tf.shape(query)
+        sources = tf.shape(key)[0]
+        grouped = tf.reshape(query, [sources, -1, self.num_heads, self._resolved_head_dim])
+        context, probabilities = self.attention_context(grouped, key, value, attention_mask)
+        output = self._output_dense(tf.reshape(context, [shape[0], shape[1], self._inner_dim]))
+        # [sources, heads, group * length, source_length] -> [rows, heads, length, source_length].
+        per_source = tf.reshape(probabilities, [sources, self.num_heads, -1, shape[1], tf.shape(key)[2]])
+        per_row = tf.transpose(per_source, (0, 2, 1, 3, 4))
+        return output, tf.reshape(per_row, [shape[0], self.num_heads, shape[1], tf.shape(key)[2]])
 
     def compute_mask(self, query, mask=None):
         return mask
@@ -149,3 +169,9 @@ class CrossMHA(MultiHeadAttentionCore):
         config = super().get_config()
         config["key_value_dim"] = self.key_value_dim
         return config
+
+
+def _same_rows(query, key):
+    """Whether `query` and `key` have the same (static) number of rows; False when either is unknown."""
+    rows = query.shape[0], key.shape[0]
+    return None not in rows and rows[0] == rows[1]

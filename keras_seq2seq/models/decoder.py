@@ -218,8 +218,10 @@ class Decoder(TransformerStack):
                 `cache_index ... cache_index + new_length - 1` (usually one).
             cache_index: int scalar.
             cache: from `init_cache` or the previous step.
-            cross_key_values: from `compute_cross_key_values`.
-            encoder_padding_mask: boolean [batch, source_length].
+            cross_key_values: from `compute_cross_key_values`; one source may
+                serve several consecutive rows (a sentence's beams: `sources`
+                rows for `sources * group` token rows, see `CrossMHA`).
+            encoder_padding_mask: boolean [sources, source_length].
             output_kernel: optionally `output_kernel()`, computed once per batch.
 
         Returns:

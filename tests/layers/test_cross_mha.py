@@ -137,3 +137,29 @@ def test_same_attention_with_and_without_xla(rng):
     compiled = tf.function(run, jit_compile=True)(query, encoder_output, mask)
     for expected, got in zip(eager, compiled):
         np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize("jit_compile", [None, False, True])
+def test_sources_shared_by_groups_of_query_rows(rng, jit_compile):
+    """Key/value of 2 sources for 3 query rows each (a beam search's beams): the same outputs
+    and probabilities as with each source's key/value repeated for its rows."""
+    import tensorflow as tf
+
+    layer = CrossMHA(num_heads=2)
+    query = rng.normal(size=(6, 2, 8)).astype("float32")
+    encoder_output = rng.normal(size=(2, 5, 8)).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    shared = layer.compute_key_value(encoder_output)
+    repeated = [tf.repeat(part, 3, axis=0) for part in shared]
+    run = lambda q, kv, m: layer(q, key_value=kv, encoder_padding_mask=m, return_attention_scores=True)
+    if jit_compile is not None:
+        # Unknown batch sizes while tracing: the rows are told apart at run time.
+        unknown = [tf.TensorSpec([None, None, 8]), [tf.TensorSpec([None, 2, None, 4])] * 2, tf.TensorSpec([None, None], tf.bool)]
+        run = tf.function(run, jit_compile=jit_compile, input_signature=unknown)
+    expected = run(query, repeated, np.repeat(mask, 3, axis=0))
+    got = run(query, list(shared), mask)
+    assert tuple(got[1].shape) == (6, 2, 2, 5)
+    for want, have in zip(expected, got):
+        np.testing.assert_allclose(np.asarray(have), np.asarray(want), atol=1e-5)
+    # Each row attends to its own source only: source 0's padded positions get nothing.
+    assert np.asarray(got[1])[:3, :, :, 3:].max() == 0.0
