@@ -413,17 +413,19 @@ def beam_search(
         log_probabilities, ids, log_sum_exp = top_log_probabilities(
             logits[:, 0], beam_size, END_ID if suppress_end else None
         )
-        others = tf.fill(tf.shape(log_probabilities[:, 1:]), -1e9)
+        def only(token, log_probability, rows):
+            """Where `rows`: `token` with `log_probability` first, the other candidates impossible."""
+            forced_ids = tf.concat([tf.fill(tf.shape(ids[:, :1]), token), ids[:, 1:]], axis=1)
+            impossible = tf.fill(tf.shape(log_probabilities[:, 1:]), -1e9)
+            forced = tf.concat([log_probability[:, None] + tf.zeros_like(log_probabilities[:, :1]), impossible], 1)
+            return tf.where(rows, forced, log_probabilities), tf.where(rows, forced_ids, ids)
+
         if not suppress_end:
             # At its limit a hypothesis can only end, and pays what [END] costs there (as in greedy).
             at_limit = (step + 1 >= row_limits)[:, None]
-            end_only = tf.concat([logits[:, 0, END_ID : END_ID + 1] - log_sum_exp[:, None], others], axis=1)
-            log_probabilities = tf.where(at_limit, end_only, log_probabilities)
-            ids = tf.where(at_limit, tf.concat([tf.fill(tf.shape(ids[:, :1]), END_ID), ids[:, 1:]], 1), ids)
+            log_probabilities, ids = only(END_ID, logits[:, 0, END_ID] - log_sum_exp, at_limit)
         # A finished hypothesis extends with padding, at no cost.
-        finished = finished[:, None]
-        log_probabilities = tf.where(finished, tf.concat([tf.zeros_like(log_probabilities[:, :1]), others], 1), log_probabilities)
-        ids = tf.where(finished, tf.concat([tf.fill(tf.shape(ids[:, :1]), PAD_ID), ids[:, 1:]], 1), ids)
+        log_probabilities, ids = only(PAD_ID, tf.zeros_like(log_sum_exp), finished[:, None])
         return log_probabilities, ids
 
     # The first step runs on one row per sentence: every beam starts from the same

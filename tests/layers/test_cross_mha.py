@@ -154,7 +154,11 @@ def test_sources_shared_by_groups_of_query_rows(rng, jit_compile):
     run = lambda q, kv, m: layer(q, key_value=kv, encoder_padding_mask=m, return_attention_scores=True)
     if jit_compile is not None:
         # Unknown batch sizes while tracing: the rows are told apart at run time.
-        unknown = [tf.TensorSpec([None, None, 8]), [tf.TensorSpec([None, 2, None, 4])] * 2, tf.TensorSpec([None, None], tf.bool)]
+        unknown = [
+            tf.TensorSpec([None, None, 8]),
+            [tf.TensorSpec([None, 2, None, 4])] * 2,
+            tf.TensorSpec([None, None], tf.bool),
+        ]
         run = tf.function(run, jit_compile=jit_compile, input_signature=unknown)
     expected = run(query, repeated, np.repeat(mask, 3, axis=0))
     got = run(query, list(shared), mask)
