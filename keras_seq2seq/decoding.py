@@ -332,8 +332,8 @@ def top_log_probabilities(logits, k, excluded=None):
             normalisation), or None.
 
     Returns:
-        `(log_probabilities, ids)`, each [rows, k], best first; and the
-        log-sum-exp [rows] of each row.
+        `(log_probabilities, ids, log_sum_exp)`: [rows, k] each, best first, and
+        each row's log-sum-exp [rows] (to score other tokens of the row).
     """
     selectable = logits
     if excluded is not None:
