@@ -137,14 +137,14 @@ class CrossMHA(MultiHeadAttentionCore):
             attention_mask = ops.expand_dims(ops.cast(encoder_padding_mask, "bool"), 1)
         query_heads = self.split_heads(self._query_dense(query))
         if key_value is not None and not _same_rows(query_heads, key):
-            output, probabilities = self._attend_grouped(query_heads, key, value, attention_mask)
+            output, probabilities = self._attend_grouped(query_heads, key, value, attention_mask, training)
         else:
             output, probabilities = self.attend(query_heads, key, value, attention_mask, training=training)
         if return_attention_scores:
             return output, probabilities
         return output
 
-    def _attend_grouped(self, query, key, value, attention_mask):
+    def _attend_grouped(self, query, key, value, attention_mask, training=None):
         """`attend` where each source's `key` and `value` serve `group` consecutive query rows.
 
         query: [sources * group, length, heads, head_dim]; key, value: [sources, heads,
@@ -155,7 +155,7 @@ class CrossMHA(MultiHeadAttentionCore):
         shape = tf.shape(query)
         sources = tf.shape(key)[0]
         grouped = tf.reshape(query, [sources, -1, self.num_heads, self._resolved_head_dim])
-        context, probabilities = self.attention_context(grouped, key, value, attention_mask)
+        context, probabilities = self.attention_context(grouped, key, value, attention_mask, training=training)
         output = self._output_dense(tf.reshape(context, [shape[0], shape[1], self._inner_dim]))
         # [sources, heads, group * length, source_length] -> [rows, heads, length, source_length].
         per_source = tf.reshape(probabilities, [sources, self.num_heads, -1, shape[1], tf.shape(key)[2]])
