@@ -417,7 +417,7 @@ def beam_search(
             """Where `rows`: `token` with `log_probability` first, the other candidates impossible."""
             forced_ids = tf.concat([tf.fill(tf.shape(ids[:, :1]), token), ids[:, 1:]], axis=1)
             impossible = tf.fill(tf.shape(log_probabilities[:, 1:]), -1e9)
-            forced = tf.concat([log_probability[:, None] + tf.zeros_like(log_probabilities[:, :1]), impossible], 1)
+            forced = tf.concat([log_probability[:, None], impossible], axis=1)
             return tf.where(rows, forced, log_probabilities), tf.where(rows, forced_ids, ids)
 
         if not suppress_end:
