@@ -7,6 +7,7 @@ every sentence has produced `[END]` or reached its length limit.
 """
 
 import tensorflow as tf
+from keras import ops
 
 from keras_seq2seq.data.tokenizers import END_ID, PAD_ID, START_ID
 
@@ -93,26 +94,31 @@ def encode_tokens_for_decoding(model, source_ids, positions):
     return [tuple(part[:batch] for part in block) for block in key_values], source_mask[:batch]
 
 
-def _grow(cache, size):
-    """Pads each block's `(keys, values)`, [batch, heads, length, head_dim], to `size` positions."""
-    return [
-        tuple(tf.pad(part, [[0, 0], [0, 0], [0, size - part.shape[2]], [0, 0]]) for part in block)
-        for block in cache
-    ]
+def _grow(part, size, axis):
+    """`part` padded with zeros to `size` along `axis` (its positions)."""
+    padding = [[0, 0] for _ in part.shape]
+    padding[axis][1] = size - part.shape[axis]
+    return tf.pad(part, padding)
 
 
-def _while_in_cache_blocks(condition, body, state, cache_slot, positions):
+def _while_in_cache_blocks(condition, body, state, grown, positions):
     """`tf.while_loop(condition, body, state)` run block by block over `cache_block_sizes`.
 
-    `state[0]` is the step (the cache position it writes), `state[cache_slot]` the
-    list of caches, grown between blocks. Blocks after the loop has ended run no step.
+    `state[0]` is the step (the cache position it writes); `grown` maps the index of
+    each state entry that holds positions (caches, slot tables) to `(axis, entries
+    per position)`: each tensor there grows along `axis` to the block's size times
+    that (caches shared by groups hold one entry per slot and position). Blocks
+    after the loop has ended run no step.
     """
     for size in cache_block_sizes(positions):
-        state = (*state[:cache_slot], _grow(state[cache_slot], size), *state[cache_slot + 1 :])
+        state = list(state)
+        for index, (axis, per_position) in grown.items():
+            grow = lambda part, axis=axis, entries=size * per_position: _grow(part, entries, axis)
+            state[index] = tf.nest.map_structure(grow, state[index])
         state = tf.while_loop(
             lambda *loop_state, size=size: tf.logical_and(loop_state[0] < size, condition(*loop_state)),
             body,
-            state,
+            tuple(state),
         )
     return state
 
@@ -256,7 +262,7 @@ def _decode(
         cache,
         tf.zeros([batch_size, cap], tf.int32),
     )
-    _, _, _, scores, _, output = _while_in_cache_blocks(condition, body, initial, 4, cap)
+    _, _, _, scores, _, output = _while_in_cache_blocks(condition, body, initial, {4: (-2, 1)}, cap)
     return (output if static_shapes else output[:, :steps]), scores
 
 
@@ -348,6 +354,17 @@ def top_log_probabilities(logits, k, excluded=None):
     return top_logits - log_sum_exp[:, None], ids, log_sum_exp
 
 
+def _slots_of(part, group):
+    """A [batch, heads, length, head_dim] cache as slot 0 of a grouped one (see `MaskedMHA`'s `cache_slots`)."""
+    shape = [tf.shape(part)[0], part.shape[1], part.shape[2] * group, part.shape[3]]
+    return tf.reshape(_grow(part[:, :, :, None], group, 3), shape)
+
+
+def _write_column(table, column, values):
+    """`table` [rows, n] with column `column` (an int scalar) set to `values` [rows, 1]."""
+    return ops.slice_update(table, (0, column), values)
+
+
 def _length_penalty(lengths, alpha):
     """GNMT length penalty ((5 + length) / 6) ** alpha (Wu et al., 2016)."""
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
@@ -367,7 +384,8 @@ def beam_search(
     """Beam search over the cached decoder step; returns every beam, best first.
 
     The cross-attention keys and values are computed once per sentence and shared by
-    its beams; the self-attention caches follow their beams by one gather per step.
+    its beams; so are the self-attention caches, where each hypothesis finds its
+    earlier positions through a small table that follows the beams (`cache_slots`).
     Each step ranks only each beam's `beam_size` best tokens (`top_log_probabilities`).
     Finished beams stay in the beam, extended with padding at no cost; a hypothesis
     at its length limit can only end, and its score counts what [END] costs there (as
@@ -430,9 +448,8 @@ def beam_search(
 
     # The first step runs on one row per sentence: every beam starts from the same
     # [START], so the beam_size best first tokens are the top of that one row (on one
-    # sentence, a step of one row costs half a step of four). The cache then
-    # follows each sentence's beams by one repeat. The cross-attention keys and
-    # values stay one per sentence, shared by its beams (`CrossMHA`'s groups).
+    # sentence, a step of one row costs half a step of four). The cross-attention keys
+    # and values stay one per sentence, shared by its beams (`CrossMHA`'s groups).
     step = tf.constant(0)
     logits, cache = model.decoder.decode_step(
         tf.fill([batch_size, 1], START_ID), step, model.decoder.init_cache(batch_size, cache_block_sizes(cap)[0]),
@@ -440,12 +457,21 @@ def beam_search(
     )
     scores, next_token = candidates_of(logits, step, sentence_limits, tf.zeros([batch_size], tf.bool))
     next_token = tf.reshape(next_token, [-1])
-    cache = [tuple(tf.repeat(part, beam_size, axis=0) for part in block) for block in cache]
+    # The self-attention caches are shared by each sentence's beams too: beam i writes
+    # its keys and values in slot i, and `slots` [rows, positions] tells which slot
+    # holds each position of each hypothesis (see `MaskedMHA`'s `cache_slots`). When
+    # the beams are reordered, only that table follows them: gathering the caches
+    # themselves (and the copy XLA adds to each gather) took 40% of a step at 128 tokens.
+    # The first step's keys and values go to slot 0, which every hypothesis starts from.
+    cache = [tuple(_slots_of(part, beam_size) for part in block) for block in cache]
+    slots = tf.zeros([batch_size * beam_size, cache_block_sizes(cap)[0]], tf.int32)
+    own_slot = (tf.range(batch_size * beam_size) % beam_size)[:, None]
     tokens = tf.one_hot(step, cap, dtype=tf.int32)[None, :] * next_token[:, None]
 
-    def body(step, last_token, tokens, scores, finished, cache):
+    def body(step, last_token, tokens, scores, finished, cache, slots):
+        slots = _write_column(slots, step, own_slot)
         logits, cache = model.decoder.decode_step(
-            last_token[:, None], step, cache, cross_key_values, source_mask, output_kernel
+            last_token[:, None], step, cache, cross_key_values, source_mask, output_kernel, cache_slots=slots
         )
         log_probabilities, ids = candidates_of(logits, step, limits, finished)
         candidates = scores[:, :, None] + tf.reshape(log_probabilities, [batch_size, beam_size, beam_size])
@@ -454,16 +480,17 @@ def beam_search(
         origin = tf.reshape(flat_indices // beam_size + batch_offsets, [-1])
         next_token = tf.gather(tf.reshape(ids, [batch_size, beam_size * beam_size]), flat_indices, batch_dims=1)
         next_token = tf.reshape(next_token, [-1])
-        cache = [tuple(tf.gather(part, origin) for part in block) for block in cache]
+        slots = tf.gather(slots, origin)
         tokens = tf.gather(tokens, origin) + tf.one_hot(step, cap, dtype=tf.int32)[None, :] * next_token[:, None]
         finished = tf.gather(finished, origin) | tf.equal(next_token, END_ID)
-        return step + 1, next_token, tokens, scores, finished, cache
+        return step + 1, next_token, tokens, scores, finished, cache, slots
 
-    def condition(step, last_token, tokens, scores, finished, cache):
+    def condition(step, last_token, tokens, scores, finished, cache, slots):
         return tf.logical_and(step < steps, tf.logical_not(tf.reduce_all(finished)))
 
-    initial = (step + 1, next_token, tokens, scores, tf.equal(next_token, END_ID), cache)
-    _, _, tokens, scores, _, _ = _while_in_cache_blocks(condition, body, initial, 5, cap)
+    initial = (step + 1, next_token, tokens, scores, tf.equal(next_token, END_ID), cache, slots)
+    grown = {5: (-2, beam_size), 6: (-1, 1)}
+    _, _, tokens, scores, _, _, _ = _while_in_cache_blocks(condition, body, initial, grown, cap)
     if not static_shapes:
         tokens = tokens[:, :steps]
     tokens = tf.reshape(tokens, [batch_size, beam_size, tf.shape(tokens)[1]])

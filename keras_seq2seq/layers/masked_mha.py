@@ -39,6 +39,14 @@ class MaskedMHA(MultiHeadAttentionCore):
             (two tensors, not one stacked: reading a half of a stacked cache would copy it
             at every step under XLA).
         cache_index: int scalar, position of `inputs[:, 0]` in the cache.
+        cache_slots: for a cache shared by groups of consecutive rows (beam search's
+            beams, see `init_cache(group_size=...)`): int [batch, max_length], which
+            slot of its group holds each position of each row's keys and values. The
+            caller gives the new positions the row's own slot (`row % group_size`).
+            The cache is then [batch // group_size, num_heads, max_length * group_size,
+            head_dim]: a row writes its new keys in its own slot, and reads its earlier
+            ones wherever its hypothesis's ancestors left them, so when beams are
+            reordered only this small table follows them, not the cache.
         return_attention_scores: also return [batch, heads, length, key_length].
 
     Returns:
@@ -68,9 +76,17 @@ class MaskedMHA(MultiHeadAttentionCore):
         """The position-wise Dense layers a cached decoding step runs."""
         return [self._query_key_value_dense, self._output_dense]
 
-    def init_cache(self, batch_size, max_length, dtype=None):
-        """An empty `(keys, values)` cache for `max_length` positions."""
-        shape = (batch_size, self.num_heads, max_length, self._resolved_head_dim)
+    def init_cache(self, batch_size, max_length, dtype=None, group_size=None):
+        """An empty `(keys, values)` cache for `max_length` positions.
+
+        `group_size`: a cache shared by groups of `group_size` consecutive rows (used
+        with `cache_slots`), [batch_size // group_size, heads, max_length * group_size,
+        head_dim]; None: one row each, [batch_size, heads, max_length, head_dim].
+        """
+        if not self.built:
+            raise ValueError("MaskedMHA.init_cache: the layer is not built yet (call it once, or build(input_shape))")
+        group_size = group_size or 1
+        shape = (batch_size // group_size, self.num_heads, max_length * group_size, self._resolved_head_dim)
         dtype = dtype or self.compute_dtype
         return ops.zeros(shape, dtype=dtype), ops.zeros(shape, dtype=dtype)
 
@@ -80,6 +96,7 @@ class MaskedMHA(MultiHeadAttentionCore):
         padding_mask=None,
         cache=None,
         cache_index=None,
+        cache_slots=None,
         training=None,
         return_attention_scores=False,
         mask=None,
@@ -101,6 +118,10 @@ class MaskedMHA(MultiHeadAttentionCore):
             if cache_index is None:
                 raise ValueError("MaskedMHA: cache_index is required when a cache is given")
             keys, values = cache
+            if cache_slots is not None:
+                return self._attend_in_slots(
+                    query, key, value, cache, cache_index, cache_slots, training, return_attention_scores
+                )
             start = (0, 0, cache_index, 0)
             key = ops.slice_update(keys, start, ops.cast(key, keys.dtype))
             value = ops.slice_update(values, start, ops.cast(value, values.dtype))
@@ -114,6 +135,49 @@ class MaskedMHA(MultiHeadAttentionCore):
         if return_attention_scores:
             results += (probabilities,)
         return results[0] if len(results) == 1 else results
+
+    def _attend_in_slots(self, query, key, value, cache, cache_index, slots, training, return_attention_scores):
+        """Cached attention where a group's rows share one cache (see `cache_slots`).
+
+        The cache holds position p of slot j at index `p * group + j`: a step's new
+        keys and values, one per slot, are then one contiguous write, and the cache
+        grows by padding its end. The group's rows become more query positions of
+        the group, as in `CrossMHA`'s shared keys and values; row i sees key (p, j)
+        when its table says slot j holds its position p, and p is not after the
+        query's own position.
+        """
+        keys, values = cache
+        heads, head_dim = self.num_heads, self._resolved_head_dim
+        rows, new_length = ops.shape(query)[0], ops.shape(query)[1]
+        groups, length = ops.shape(keys)[0], ops.shape(slots)[1]
+        group = ops.shape(keys)[2] // length
+        if isinstance(rows, int) and isinstance(groups, int) and isinstance(group, int) and rows != groups * group:
+            raise ValueError(
+                f"MaskedMHA: {rows} rows do not fill the cache's {groups} groups of {group} slots "
+                f"(cache positions {ops.shape(keys)[2]}, cache_slots positions {length})"
+            )
+
+        def in_slots(part):  # [rows, heads, new, head_dim] -> [groups, heads, new * group, head_dim]
+            part = ops.reshape(ops.cast(part, keys.dtype), (groups, group, heads, new_length, head_dim))
+            return ops.reshape(ops.transpose(part, (0, 2, 3, 1, 4)), (groups, heads, new_length * group, head_dim))
+
+        start = (0, 0, cache_index * group, 0)
+        keys = ops.slice_update(keys, start, in_slots(key))
+        values = ops.slice_update(values, start, in_slots(value))
+        # Query (row i, new position n) of a group -> query position i * new_length + n.
+        grouped_query = ops.reshape(query, (groups, group * new_length, heads, head_dim))
+        owner = ops.equal(ops.expand_dims(slots, 2), ops.arange(group, dtype=slots.dtype))  # [rows, length, group]
+        causal = causal_mask(new_length, length, query_offset=cache_index)  # [new, length]
+        attention_mask = ops.logical_and(ops.expand_dims(owner, 1), causal[None, :, :, None])
+        attention_mask = ops.reshape(attention_mask, (groups, group * new_length, length * group))
+        context, probabilities = self.attention_context(grouped_query, keys, values, attention_mask, training=training)
+        output = self._output_dense(ops.reshape(context, (rows, new_length, self._inner_dim)))
+        if not return_attention_scores:
+            return output, (keys, values)
+        # Per row [rows, heads, new, length]: each position's weight sits in one slot only.
+        per_slot = ops.reshape(probabilities, (groups, heads, group, new_length, length, group))
+        per_row = ops.transpose(ops.sum(per_slot, axis=5), (0, 2, 1, 3, 4))
+        return output, (keys, values), ops.reshape(per_row, (rows, heads, new_length, length))
 
     def compute_mask(self, inputs, mask=None):
         return mask

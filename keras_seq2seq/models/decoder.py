@@ -23,7 +23,7 @@ class DecoderBlock(ResidualBlock):
         encoder_output: [batch, source_length, d_model] (or pass `cross_key_value`).
         encoder_padding_mask: boolean [batch, source_length].
         padding_mask: boolean [batch, length] of real target tokens (full pass only).
-        cache, cache_index: self-attention cache for incremental decoding (see `MaskedMHA`).
+        cache, cache_index, cache_slots: self-attention cache for incremental decoding (see `MaskedMHA`).
         cross_key_value: precomputed cross-attention keys and values.
         return_attention_scores: also return the cross-attention probabilities.
 
@@ -61,6 +61,7 @@ class DecoderBlock(ResidualBlock):
         padding_mask=None,
         cache=None,
         cache_index=None,
+        cache_slots=None,
         cross_key_value=None,
         training=None,
         return_attention_scores=False,
@@ -70,7 +71,7 @@ class DecoderBlock(ResidualBlock):
             attended = self.self_attention(attention_input, padding_mask, training=training)
         else:
             attended, cache = self.self_attention(
-                attention_input, cache=cache, cache_index=cache_index, training=training
+                attention_input, cache=cache, cache_index=cache_index, cache_slots=cache_slots, training=training
             )
         stream = self._add_residual(0, stream, attended, training)
 
@@ -204,12 +205,22 @@ class Decoder(TransformerStack):
         """`compute_cross_key_values` of an encoder output given as its real tokens (`Encoder.encode_tokens`)."""
         return [block.cross_attention.key_value_of_tokens(tokens, positions, shape) for block in self.blocks]
 
-    def init_cache(self, batch_size, max_length):
-        """Empty self-attention caches, one `(keys, values)` per block, each [batch, heads, max_length, head_dim]."""
-        return [block.self_attention.init_cache(batch_size, max_length) for block in self.blocks]
+    def init_cache(self, batch_size, max_length, group_size=None):
+        """Empty self-attention caches, one `(keys, values)` per block, each [batch, heads, max_length, head_dim].
+
+        `group_size`: caches shared by groups of rows, read through `cache_slots` (see `MaskedMHA`).
+        """
+        return [block.self_attention.init_cache(batch_size, max_length, group_size=group_size) for block in self.blocks]
 
     def decode_step(
-        self, token_ids, cache_index, cache, cross_key_values, encoder_padding_mask, output_kernel=None
+        self,
+        token_ids,
+        cache_index,
+        cache,
+        cross_key_values,
+        encoder_padding_mask,
+        output_kernel=None,
+        cache_slots=None,
     ):
         """Logits for new positions given the caches of the earlier ones.
 
@@ -223,6 +234,9 @@ class Decoder(TransformerStack):
                 rows for `sources * group` token rows, see `CrossMHA`).
             encoder_padding_mask: boolean [sources, source_length].
             output_kernel: optionally `output_kernel()`, computed once per batch.
+            cache_slots: with caches from `init_cache(group_size=...)`, int [batch,
+                cache length]: which slot of its group holds each position of each
+                row (see `MaskedMHA`); one table serves every block.
 
         Returns:
             `(logits [batch, new_length, vocab_size], cache)`.
@@ -235,6 +249,7 @@ class Decoder(TransformerStack):
                 encoder_padding_mask=encoder_padding_mask,
                 cache=block_cache,
                 cache_index=cache_index,
+                cache_slots=cache_slots,
                 cross_key_value=cross_key_value,
             )
             new_cache.append(block_cache)

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 from keras.src.testing import TestCase
 
 from keras_seq2seq.layers import MaskedMHA, causal_mask
@@ -95,3 +96,60 @@ class MaskedMHALayerTest(TestCase):
             expected_num_seed_generators=1,
             supports_masking=True,
         )
+
+
+@pytest.mark.parametrize("jit_compile", [None, False, True])
+def test_cache_shared_by_groups_through_slots_equals_reordered_row_caches(rng, jit_compile):
+    """Beam search's cache: 2 groups of 3 rows share one cache, each row finding its earlier
+    positions through the slot table; rows are reordered within their group after each step.
+    Same outputs and probabilities as one cache per row, gathered at every reorder."""
+    import tensorflow as tf
+
+    groups, group, steps, length = 2, 3, 6, 8
+    rows = groups * group
+    layer = MaskedMHA(num_heads=2)
+    layer.build((None, None, 8))
+    inputs = rng.normal(size=(steps, rows, 1, 8)).astype("float32")
+    # Each row's new hypothesis comes from a row of its own group.
+    origins = [
+        (np.arange(groups)[:, None] * group + rng.integers(0, group, size=(groups, group))).reshape(-1)
+        for _ in range(steps)
+    ]
+
+    def step(x, cache, index, slots=None):
+        return layer(x, cache=cache, cache_index=index, cache_slots=slots, return_attention_scores=True)
+
+    shared_step = step
+    if jit_compile is not None:
+        # Unknown batch sizes while tracing, as in the SavedModel's signatures.
+        cache_spec = [tf.TensorSpec([None, 2, group * length, 4])] * 2
+        index, slots = tf.TensorSpec([], tf.int32), tf.TensorSpec([None, length], tf.int32)
+        signature = [tf.TensorSpec([None, 1, 8]), cache_spec, index, slots]
+        shared_step = tf.function(step, jit_compile=jit_compile, input_signature=signature)
+
+    per_row = layer.init_cache(rows, length)
+    shared = layer.init_cache(rows, length, group_size=group)
+    assert tuple(shared[0].shape) == (groups, 2, length * group, 4)
+    slots = np.zeros((rows, length), np.int32)
+    own = np.arange(rows) % group
+    for position in range(steps):
+        expected, per_row, expected_probabilities = step(inputs[position], per_row, position)
+        slots[:, position] = own
+        got, shared, probabilities = shared_step(inputs[position], list(shared), position, slots)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=1e-5)
+        np.testing.assert_allclose(np.asarray(probabilities), np.asarray(expected_probabilities), atol=1e-6)
+        per_row = [tf.gather(part, origins[position]) for part in per_row]
+        slots = slots[origins[position]]
+    # After the reorders, rows hold ancestors from several slots: the table is not trivial.
+    assert len(np.unique(slots[:, :steps])) > 1 and not (slots[:, :steps] == own[:, None]).all()
+
+
+def test_shared_cache_needs_rows_in_whole_groups(rng):
+    layer = MaskedMHA(num_heads=2)
+    with pytest.raises(ValueError, match="not built"):
+        layer.init_cache(6, 4)
+    layer.build((None, None, 8))
+    cache = layer.init_cache(6, 4, group_size=3)
+    slots = np.zeros((5, 4), np.int32)
+    with pytest.raises(ValueError, match="5 rows"):
+        layer(rng.normal(size=(5, 1, 8)).astype("float32"), cache=cache, cache_index=0, cache_slots=slots)
