@@ -17,6 +17,18 @@ def _seed_and_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests that use `tiny_run` first, the others after (each group in its usual order).
+
+    `python3 dev.py test` runs two xdist workers, which start on the two halves of
+    this list (work stealing rebalances them later). In file order, both halves soon
+    reached a test that needs `tiny_run`, and the worker that did not train it waited
+    for it, idle, for a minute or two; now one worker trains it first while the other
+    runs tests that do not need it (the multi-process training tests among them).
+    """
+    items.sort(key=lambda item: "tiny_run" not in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
