@@ -86,6 +86,11 @@ class MaskedMHA(MultiHeadAttentionCore):
         if not self.built:
             raise ValueError("MaskedMHA.init_cache: the layer is not built yet (call it once, or build(input_shape))")
         group_size = group_size or 1
+        if isinstance(batch_size, int) and batch_size % group_size:
+            raise ValueError(
+                f"MaskedMHA.init_cache: batch_size={batch_size} is not a whole number of groups of "
+                f"group_size={group_size}"
+            )
         shape = (batch_size // group_size, self.num_heads, max_length * group_size, self._resolved_head_dim)
         dtype = dtype or self.compute_dtype
         return ops.zeros(shape, dtype=dtype), ops.zeros(shape, dtype=dtype)

@@ -149,6 +149,8 @@ def test_shared_cache_needs_rows_in_whole_groups(rng):
     with pytest.raises(ValueError, match="not built"):
         layer.init_cache(6, 4)
     layer.build((None, None, 8))
+    with pytest.raises(ValueError, match="batch_size=7 is not a whole number of groups of group_size=3"):
+        layer.init_cache(7, 4, group_size=3)
     cache = layer.init_cache(6, 4, group_size=3)
     slots = np.zeros((5, 4), np.int32)
     with pytest.raises(ValueError, match="5 rows"):
