@@ -10,6 +10,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_seq2seq.data.tokenizers import END_ID, PAD_ID, START_ID
+from keras_seq2seq.layers import MaskedMHA
 
 LENGTH_BUCKET = 16
 
@@ -354,17 +355,6 @@ def top_log_probabilities(logits, k, excluded=None):
     return top_logits - log_sum_exp[:, None], ids, log_sum_exp
 
 
-def _slots_of(part, group):
-    """A [batch, heads, length, head_dim] cache as slot 0 of a grouped one (see `MaskedMHA`'s `cache_slots`)."""
-    shape = [tf.shape(part)[0], part.shape[1], part.shape[2] * group, part.shape[3]]
-    return tf.reshape(_grow(part[:, :, :, None], group, 3), shape)
-
-
-def _write_column(table, column, values):
-    """`table` [rows, n] with column `column` (an int scalar) set to `values` [rows, 1]."""
-    return ops.slice_update(table, (0, column), values)
-
-
 def _length_penalty(lengths, alpha):
     """GNMT length penalty ((5 + length) / 6) ** alpha (Wu et al., 2016)."""
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
@@ -463,13 +453,13 @@ def beam_search(
     # the beams are reordered, only that table follows them: gathering the caches
     # themselves (and the copy XLA adds to each gather) took 40% of a step at 128 tokens.
     # The first step's keys and values go to slot 0, which every hypothesis starts from.
-    cache = [tuple(_slots_of(part, beam_size) for part in block) for block in cache]
+    cache = [tuple(MaskedMHA.shared_cache(part, beam_size) for part in block) for block in cache]
     slots = tf.zeros([batch_size * beam_size, cache_block_sizes(cap)[0]], tf.int32)
     own_slot = (tf.range(batch_size * beam_size) % beam_size)[:, None]
     tokens = tf.one_hot(step, cap, dtype=tf.int32)[None, :] * next_token[:, None]
 
     def body(step, last_token, tokens, scores, finished, cache, slots):
-        slots = _write_column(slots, step, own_slot)
+        slots = ops.slice_update(slots, (0, step), own_slot)  # this step's position: each row's own slot
         logits, cache = model.decoder.decode_step(
             last_token[:, None], step, cache, cross_key_values, source_mask, output_kernel, cache_slots=slots
         )

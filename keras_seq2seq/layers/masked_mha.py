@@ -95,6 +95,14 @@ class MaskedMHA(MultiHeadAttentionCore):
         dtype = dtype or self.compute_dtype
         return ops.zeros(shape, dtype=dtype), ops.zeros(shape, dtype=dtype)
 
+    @staticmethod
+    def shared_cache(part, group_size):
+        """A per-row cache tensor [batch, heads, length, head_dim] as slot 0 of a cache shared
+        by groups of `group_size` rows, one group per row (see `cache_slots`), the other slots zero."""
+        shape = ops.shape(part)
+        slotted = ops.pad(ops.expand_dims(part, 3), ((0, 0), (0, 0), (0, 0), (0, group_size - 1), (0, 0)))
+        return ops.reshape(slotted, (shape[0], shape[1], shape[2] * group_size, shape[3]))
+
     def call(
         self,
         inputs,
