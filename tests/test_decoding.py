@@ -380,3 +380,59 @@ def test_top_log_probabilities_equal_the_top_of_log_softmax(jit_compile, exclude
     np.testing.assert_allclose(log_sum_exp.numpy(), tf.reduce_logsumexp(logits, axis=-1).numpy(), rtol=1e-6)
     if excluded is not None:
         assert not (ids.numpy() == excluded).any()
+
+
+def _teacher_forced_log_probability(model, source_row, tokens):
+    """log P(tokens | source) summed over the tokens, from one full (uncached) decoder pass."""
+    target_in = tf.constant([[START_ID, *tokens[:-1]]])
+    logits = model((tf.constant([source_row]), target_in))[0]
+    log_probabilities = tf.nn.log_softmax(logits).numpy()
+    return float(sum(log_probabilities[position, token] for position, token in enumerate(tokens)))
+
+
+def test_beam_scores_are_log_probabilities_over_the_gnmt_penalty(trained):
+    """score = log P(hypothesis) / ((5 + length) / 6) ** alpha, length counting [END]; best first."""
+    model, source_tokenizer, _ = trained
+    source = _source_batch(source_tokenizer, ["Il est là, je crois ?", "Va !"])
+    alpha = 0.6
+    beams, scores = beam_search(model, source, beam_size=3, length_penalty=alpha)
+    for sentence, source_row in enumerate(source.numpy()):
+        row_scores = scores.numpy()[sentence]
+        assert list(row_scores) == sorted(row_scores, reverse=True)
+        for rank, hypothesis in enumerate(beams.numpy()[sentence]):
+            tokens = [int(token) for token in hypothesis if token != 0]
+            assert tokens[-1] == END_ID
+            expected = _teacher_forced_log_probability(model, source_row, tokens) / ((5 + len(tokens)) / 6) ** alpha
+            np.testing.assert_allclose(row_scores[rank], expected, rtol=1e-4, atol=1e-4)
+
+
+def _never_ending_model():
+    """A tiny untrained model whose output bias makes [END] cost 1000 nats: every output runs to its limit."""
+    model = Seq2SeqTransformer.from_preset("tiny", source_vocab_size=40, target_vocab_size=30)
+    model.build()
+    kernel, bias = model.decoder.output_projection.get_weights()
+    bias[END_ID] = -1000.0
+    model.decoder.output_projection.set_weights([kernel, bias])
+    return model
+
+
+def test_the_length_limit_binds_and_its_end_is_paid_for():
+    """Sources of 1 and 4 tokens: outputs of exactly 1.5 x length + 10 tokens (11 and 16), the last
+    one a forced [END] whose log-probability counts in the score; a lower overall cap wins."""
+    model = _never_ending_model()
+    source = tf.constant([[5, 0, 0, 0], [5, 6, 7, 8]])
+    greedy, greedy_scores = greedy_decode(model, source, max_output_length=40)
+    beams, beam_scores = beam_search(model, source, beam_size=3, length_penalty=0.0, max_output_length=40)
+    for sentence, limit in enumerate((11, 16)):
+        tokens = [int(token) for token in greedy.numpy()[sentence] if token != 0]
+        assert len(tokens) == limit and tokens[-1] == END_ID and END_ID not in tokens[:-1]
+        expected = _teacher_forced_log_probability(model, source.numpy()[sentence], tokens)
+        assert expected < -900  # the forced [END] is paid for
+        np.testing.assert_allclose(greedy_scores.numpy()[sentence], expected, rtol=1e-5)
+        for rank, hypothesis in enumerate(beams.numpy()[sentence]):
+            tokens = [int(token) for token in hypothesis if token != 0]
+            assert len(tokens) == limit and tokens[-1] == END_ID
+            expected = _teacher_forced_log_probability(model, source.numpy()[sentence], tokens)
+            np.testing.assert_allclose(beam_scores.numpy()[sentence, rank], expected, rtol=1e-5)
+    capped, _ = greedy_decode(model, source, max_output_length=13)
+    assert [int((row != 0).sum()) for row in capped.numpy()] == [11, 13]

@@ -22,6 +22,21 @@ def test_dropout_only_in_training(rng):
     assert np.abs(inference - training).max() > 1e-3
 
 
+def test_inference_output_equals_no_dropout_exactly(rng):
+    residual = rng.normal(size=(2, 5, 8)).astype("float32")
+    sublayer_output = rng.normal(size=(2, 5, 8)).astype("float32")
+    with_dropout, without = AddNorm(dropout=0.4), AddNorm(dropout=0.0)
+    with_dropout(residual, sublayer_output)
+    without(residual, sublayer_output)
+    gamma, beta = rng.normal(size=(2, 8)).astype("float32")
+    for layer in (with_dropout, without):
+        layer.set_weights([gamma, beta])
+    np.testing.assert_array_equal(
+        np.asarray(with_dropout(residual, sublayer_output, training=False)),
+        np.asarray(without(residual, sublayer_output)),
+    )
+
+
 def test_bad_dropout_is_named():
     with pytest.raises(ValueError, match="dropout=1.5"):
         AddNorm(dropout=1.5)

@@ -51,3 +51,26 @@ def test_bits_are_the_same_with_and_without_xla():
 def test_bad_rate_is_named():
     with pytest.raises(ValueError, match="rate=1.0"):
         Dropout(1.0)
+
+
+def _numpy_hash(size, seed):
+    """The generator written out in numpy (uint32 arithmetic wraps), as the reference."""
+    def mix(bits):
+        bits ^= bits >> np.uint32(16)
+        bits *= np.uint32(0x85EBCA6B)
+        bits ^= bits >> np.uint32(13)
+        bits *= np.uint32(0xC2B2AE35)
+        return bits ^ (bits >> np.uint32(16))
+
+    seed = np.asarray(seed, np.int64).astype(np.int32).astype(np.uint32)
+    with np.errstate(over="ignore"):
+        bits = mix(np.arange(size, dtype=np.uint32) * np.uint32(0x9E3779B9) + seed[0])
+        return mix(bits ^ seed[1])
+
+
+@pytest.mark.parametrize("seed", [(5, 11), (-7, 2**31 + 3)])
+def test_hashed_bits_equal_the_numpy_reference_exactly(seed):
+    """Masks are a pure function of (shape, seed), the same on every backend and before/after a rewrite."""
+    bits = np.asarray(hashed_uniform_bits((3, 4, 5), np.asarray(seed, np.int64)))
+    assert bits.dtype == np.uint32
+    np.testing.assert_array_equal(bits.reshape(-1), _numpy_hash(60, seed))
