@@ -76,7 +76,7 @@ def build_spec(model, source_vocabulary, target_vocabulary):
     _embeddings(spec.decoder, decoder, model.max_length)
 
     for block_spec, block in zip(spec.encoder.layer, encoder.blocks, strict=True):
-        attention = block.self_attention  # a CrossMHA attending the stream itself
+        attention = block.self_attention  # SelfMHA: query, then joint key-value projections
         _dense(block_spec.self_attention.linear[0], attention._query_dense, attention._key_value_dense)
         _dense(block_spec.self_attention.linear[1], attention._output_dense)
         _norm(block_spec.self_attention.layer_norm, _sublayer_norm(block, 0))

@@ -19,15 +19,8 @@ from pathlib import Path
 import tensorflow as tf
 
 from keras_seq2seq.data.tokenizers import PAD_ID
-from keras_seq2seq.decoding import (
-    beam_search,
-    bucketed_length,
-    encode_tokens_for_decoding,
-    greedy_decode,
-    sample_decode,
-    token_positions,
-)
-from keras_seq2seq.layers.dense import StepKernels, column_blocks, narrowing_layers, step_kernels
+from keras_seq2seq.decoding import DecodingStep, Encoded, beam_search, bucketed_length, greedy_decode, sample_decode
+from keras_seq2seq.decoding.xla_cpu import StepWeights, XlaCpuStep, token_positions
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 ONE_CALL_ROWS = 16
@@ -63,20 +56,15 @@ class Translator(tf.Module):
 
     A batch of at most 16 sentences is encoded and decoded in one compiled call
     (1.5 ms less than two on one sentence). A larger batch is encoded first, on
-    its real tokens only (`Encoder.encode_tokens`: all layers but attention skip
+    its real tokens only (`decoding.xla_cpu.encode_tokens`: all layers but attention skip
     the padding, half of the positions of 64 Tatoeba sentences; their count is
     rounded up by `bucketed_token_count` so XLA sees few shapes), then decoded.
 
-    For faster decoding steps, the Translator keeps copies of the decoder's
-    matrices, made when it is built and again by `export_translator`: the output
-    projection transposed with tied embeddings (`Decoder.output_kernel`, 8 MB for
-    the `small` preset), the feed-forward output layers transposed for steps of one
-    row (`narrowing_layers`, 1 MB each), on one sentence 12% and 18% less time per
-    step; and every matrix a step multiplies by cut into two column blocks, for
-    steps of 2 to 64 rows (`StepKernels`: 11 MB; beam search on one sentence
-    10-25% faster, greedy decoding of 4 to 64 sentences 9-33%). After changing the model's
-    weights in place, call `refresh()` (or build a new Translator) before
-    translating with it.
+    With XLA, decoding steps run through `decoding.xla_cpu.XlaCpuStep`, which reads
+    copies of the decoder's matrices (`StepWeights`) made from the weights when the
+    Translator is built: after changing the model's weights, build a new Translator
+    (or pass `step_copies=False`). Otherwise the searches run the model's own layers
+    (`DecodingStep`).
 
     Args:
         model: a trained `Seq2SeqTransformer`.
@@ -84,6 +72,8 @@ class Translator(tf.Module):
         beam_size, length_penalty: what the `beam_search` signature uses.
         jit_compile: compile the decoding loops with XLA (False: plain TensorFlow
             graph, slower, for runtimes without XLA).
+        step_copies: with XLA, decode through `StepWeights` (False: read the layers'
+            weights at every call, which may change between calls, as in training).
         force_output_length: benchmarks only: every output is exactly this many
             tokens (`[END]` is suppressed).
     """
@@ -96,6 +86,7 @@ class Translator(tf.Module):
         beam_size=4,
         length_penalty=0.6,
         jit_compile=True,
+        step_copies=True,
         force_output_length=None,
         name="translator",
     ):
@@ -107,22 +98,9 @@ class Translator(tf.Module):
         self.length_penalty = length_penalty
         self.max_output_length = force_output_length or model.max_length - 1
         self.suppress_end = force_output_length is not None
-        self._narrowing_layers = tuple(layer for block in model.decoder.blocks for layer in narrowing_layers(block))
-        self._step_layers = tuple(layer for block in model.decoder.blocks for layer in block.step_layers())
-        output_kernel, transposed, blocks = self._copies()
-        self.output_kernel = (
-            None if output_kernel is None else tf.Variable(output_kernel, trainable=False, name="output_kernel")
-        )
-        self.step_kernels = [
-            tf.Variable(kernel, trainable=False, name=f"step_kernel_{index}") for index, kernel in enumerate(transposed)
-        ]
-        self.block_kernels = [
-            [
-                tf.Variable(block, trainable=False, name=f"block_kernel_{index}_{part}")
-                for part, block in enumerate(parts)
-            ]
-            for index, parts in enumerate(blocks)
-        ]
+        step_copies = jit_compile and step_copies
+        self.step_weights = StepWeights.from_model(model) if step_copies else None
+        self._step = XlaCpuStep(model, self.step_weights) if step_copies else DecodingStep(model)
         compile_ = lambda function, signature: tf.function(
             function, input_signature=signature, jit_compile=jit_compile, reduce_retracing=False
         )
@@ -149,70 +127,41 @@ class Translator(tf.Module):
         self._sample_ids = compile_(self._sample_from_ids, [_IDS, *sampling])
         self._sample_encoded = compile_(self._sample, [_IDS, *encoded, *sampling])
 
-    def _copies(self):
-        """The decoding copies (output kernel, transposed and column-blocked step kernels) of the current weights."""
-        return (
-            self.model.decoder.output_kernel(),
-            [tf.transpose(layer.kernel) for layer in self._narrowing_layers],
-            [column_blocks(layer.kernel) for layer in self._step_layers],
-        )
-
-    def refresh(self):
-        """Copies the model's current matrices again (after its weights changed in place)."""
-        output_kernel, transposed, blocks = self._copies()
-        if self.output_kernel is not None:
-            self.output_kernel.assign(output_kernel)
-        for variable, kernel in zip(self.step_kernels, transposed):
-            variable.assign(kernel)
-        for variables, parts in zip(self.block_kernels, blocks):
-            for variable, block in zip(variables, parts):
-                variable.assign(block)
-
-    def _step_kernels(self):
-        """The context in which decoding steps read the kept copies (see `StepKernels`)."""
-        transposed = {id(layer): kernel for layer, kernel in zip(self._narrowing_layers, self.step_kernels)}
-        return step_kernels(
-            (layer, StepKernels(transposed.get(id(layer)), tuple(blocks)))
-            for layer, blocks in zip(self._step_layers, self.block_kernels)
-        )
-
     def _encode(self, source_ids, positions):
-        return encode_tokens_for_decoding(self.model, source_ids, positions)[0]
+        if self.step_weights is not None:
+            return self._step.encode_tokens(source_ids, positions).cross_key_values
+        return self._step.encode(source_ids).cross_key_values
 
     @staticmethod
     def _encoded(key_values, source_mask):
-        return None if key_values is None else (key_values, source_mask)
+        return None if key_values is None else Encoded(key_values, source_mask)
 
     def _greedy_from_ids(self, source_ids):
         return self._greedy(source_ids, None, None)
 
     def _greedy(self, source_ids, key_values, source_mask):
-        with self._step_kernels():
-            return greedy_decode(
-                self.model, source_ids, self.max_output_length, self.suppress_end, static_shapes=True,
-                encoded=self._encoded(key_values, source_mask), output_kernel=self.output_kernel,
-            )
+        return greedy_decode(
+            self._step, source_ids, self.max_output_length, self.suppress_end, static_shapes=True,
+            encoded=self._encoded(key_values, source_mask),
+        )
 
     def _beam_from_ids(self, source_ids):
         return self._beam(source_ids, None, None)
 
     def _beam(self, source_ids, key_values, source_mask):
-        with self._step_kernels():
-            return beam_search(
-                self.model, source_ids, self.beam_size, self.length_penalty, self.max_output_length,
-                suppress_end=self.suppress_end, static_shapes=True, encoded=self._encoded(key_values, source_mask),
-                output_kernel=self.output_kernel,
-            )
+        return beam_search(
+            self._step, source_ids, self.beam_size, self.length_penalty, self.max_output_length,
+            suppress_end=self.suppress_end, static_shapes=True, encoded=self._encoded(key_values, source_mask),
+        )
 
     def _sample_from_ids(self, source_ids, temperature, top_k, top_p, seed):
         return self._sample(source_ids, None, None, temperature, top_k, top_p, seed)
 
     def _sample(self, source_ids, key_values, source_mask, temperature, top_k, top_p, seed):
-        with self._step_kernels():
-            return sample_decode(
-                self.model, source_ids, temperature, top_k, top_p, seed, self.max_output_length,
-                static_shapes=True, encoded=self._encoded(key_values, source_mask), output_kernel=self.output_kernel,
-            )
+        return sample_decode(
+            self._step, source_ids, temperature, top_k, top_p, seed, self.max_output_length,
+            static_shapes=True, encoded=self._encoded(key_values, source_mask),
+        )
 
     def source_ids(self, text):
         """Token ids [batch, length >= 1] of (sanitized) strings, truncated to `max_length`."""
@@ -233,7 +182,7 @@ class Translator(tf.Module):
         """The real rows' outputs, in input order, of a search on the bucketed ids of `text`.
 
         Up to `ONE_CALL_ROWS` rows: `from_ids` (encoder and search in one call). More:
-        the encoder on the real tokens only (`encode_tokens_for_decoding`), then
+        the encoder (on the real tokens only, with XLA: `encode_tokens_for_decoding`), then
         `from_encoded`.
         """
         source_ids = self.source_ids(text)
@@ -296,7 +245,6 @@ def export_translator(translator, output_dir, extra_files=None):
         shutil.rmtree(output_dir)
     # Run once first: the SentencePiece resources then exist outside the saving trace,
     # and the translator keeps working in this process after the export.
-    translator.refresh()
     translator.translate(tf.constant(["."]))
     signatures = {
         "serving_default": translator.translate.get_concrete_function(),
@@ -311,9 +259,7 @@ def export_translator(translator, output_dir, extra_files=None):
     holder.model = translator.model
     holder.source_tokenizer = translator.source_tokenizer
     holder.target_tokenizer = translator.target_tokenizer
-    holder.output_kernel = translator.output_kernel
-    holder.step_kernels = translator.step_kernels
-    holder.block_kernels = translator.block_kernels
+    holder.step_weights = translator.step_weights
     # Weights in files of at most 40 MB: the shipped model lives in git, where hosts refuse large files.
     sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=40 * 2**20)
     options = tf.saved_model.SaveOptions(experimental_sharding_callback=sharding)

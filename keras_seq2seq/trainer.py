@@ -137,15 +137,14 @@ class DevBleu(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         from keras_seq2seq.export import Translator
 
-        self.translator = Translator(self.model, *self.tokenizers)
+        # Compiled once; its steps read the layers' weights, which change between epochs.
+        self.translator = Translator(self.model, *self.tokenizers, step_copies=False)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or (epoch + 1) % self.every:
             return
         import sacrebleu
 
-        # The Translator's transposed decoding copies were made from earlier weights.
-        self.translator.refresh()
         hypotheses = []
         for start in range(0, len(self.sources), self.batch_size):
             batch = tf.constant(self.sources[start : start + self.batch_size])

@@ -1,10 +1,9 @@
-"""The multi-head scaled dot-product attention shared by `MaskedMHA` and `CrossMHA`."""
+"""The multi-head scaled dot-product attention shared by `SelfMHA`, `MaskedMHA` and `CrossMHA`."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-from keras_seq2seq.layers.dense import PositionwiseDense, compiling_with_xla
+from keras_seq2seq.layers.dense import PositionwiseDense
 from keras_seq2seq.layers.dropout import Dropout
 
 
@@ -19,22 +18,13 @@ def mask_fill_value(dtype):
     return -1e9
 
 
-def scatter_tokens(tokens, positions, shape):
-    """`tokens` [count, units] placed at `positions` ([count, 2]: row, column) of zeros [*shape, units].
-
-    The padded layout attention needs, from a sequence batch kept as its real tokens
-    only (see `Encoder.encode_tokens`). A position given twice receives one of its
-    tokens (the same values, when both come from the same input position).
-    """
-    full_shape = tf.concat([tf.cast(shape, tf.int32), tf.shape(tokens)[-1:]], axis=0)
-    return tf.tensor_scatter_nd_update(tf.zeros(full_shape, tokens.dtype), tf.cast(positions, tf.int32), tokens)
-
-
 class MultiHeadAttentionCore(keras.layers.Layer):
-    """Projections-agnostic multi-head attention: splits heads, attends, merges.
+    """What the attention layers share: head splitting, scaled dot-product attention, the output projection.
 
-    Subclasses create the projections in `build()` and call `attend()` with
-    keys and values already split into heads. Not meant to be used directly.
+    `SelfMHA`, `MaskedMHA` and `CrossMHA` create their input projections in `build()`
+    and call `attention_context()` (or `grouped_attention_context()`, where several
+    consecutive query rows share one row of keys and values) with queries, keys and
+    values already split into heads. Not meant to be used directly.
 
     Args:
         num_heads: number of attention heads.
@@ -98,6 +88,20 @@ class MultiHeadAttentionCore(keras.layers.Layer):
         self._dropout = Dropout(self.attention_dropout, dtype=self.dtype_policy)
         return head_dim
 
+    def _build_query_and_key_value(self, query_shape, key_value_dim):
+        """The separate query projection and the joint key-value projection (`SelfMHA`, `CrossMHA`)."""
+        self._query_dense = self._dense(self._inner_dim, "query")
+        self._query_dense.build(query_shape)
+        # Keys and values come from one projection: one matmul instead of two.
+        self._key_value_dense = self._dense(2 * self._inner_dim, "key_value")
+        self._key_value_dense.build((None, None, key_value_dim))
+
+    def split_key_value(self, projected):
+        """The joint key-value projection [batch, length, 2 * heads * head_dim] as `(keys, values)`,
+        each [batch, heads, length, head_dim]."""
+        key, value = ops.split(projected, 2, axis=-1)
+        return self.heads_first(key), self.heads_first(value)
+
     def split_heads(self, projected):
         """[batch, length, heads * head_dim] -> [batch, length, heads, head_dim]."""
         shape = ops.shape(projected)
@@ -133,26 +137,41 @@ class MultiHeadAttentionCore(keras.layers.Layer):
                 True where the query position may attend the key position.
         """
         query = ops.multiply(query, ops.cast(self._resolved_head_dim**-0.5, query.dtype))
-        # Without XLA, batched matmuls over [batch, heads, ...] rather than einsums:
-        # forward and backward take 1.5 ms instead of 2.0 for [64, 16, 4, 64] in
-        # bfloat16 (1.8 instead of 2.6 in float32). XLA gets the einsums, which it
-        # compiles best for the decoding loops.
-        matmuls = not compiling_with_xla()
-        if matmuls:
-            scores = tf.linalg.matmul(ops.transpose(query, (0, 2, 1, 3)), key, transpose_b=True)
-        else:
-            scores = ops.einsum("bthd,bhsd->bhts", query, key)
+        scores = ops.einsum("bthd,bhsd->bhts", query, key)
         if attention_mask is not None:
             mask = ops.expand_dims(ops.cast(attention_mask, "bool"), axis=1)
             scores = ops.where(mask, scores, ops.cast(mask_fill_value(scores.dtype), scores.dtype))
         probabilities = ops.softmax(scores, axis=-1)
         dropped = self._dropout(probabilities, training=training)
-        if matmuls:
-            context = ops.transpose(tf.linalg.matmul(dropped, value), (0, 2, 1, 3))
-        else:
-            context = ops.einsum("bhts,bhsd->bthd", dropped, value)
+        context = ops.einsum("bhts,bhsd->bthd", dropped, value)
         shape = ops.shape(context)
         return ops.reshape(context, (shape[0], shape[1], self._inner_dim)), probabilities
+
+    def grouped_attention_context(self, query, key, value, attention_mask, training=None):
+        """`attention_context` where each row of `key` and `value` serves a group of consecutive query rows.
+
+        Beam search's beams share their sentence's keys and values this way: the
+        group's rows become more query positions of their row of keys, which are then
+        read once instead of once per query row.
+
+        Args:
+            query: [rows, length, heads, head_dim], `rows` a multiple of the key rows.
+            key, value: [groups, heads, key_length, head_dim].
+            attention_mask: boolean, broadcastable to [groups, group * length,
+                key_length], query position `i * length + t` for row `i` of a group and
+                position `t`; True where it may attend.
+
+        Returns:
+            `(context, probabilities)`: [rows, length, heads * head_dim] and
+            [rows, heads, length, key_length], per query row.
+        """
+        rows, length = ops.shape(query)[0], ops.shape(query)[1]
+        groups, key_length = ops.shape(key)[0], ops.shape(key)[2]
+        grouped_query = ops.reshape(query, (groups, -1, self.num_heads, self._resolved_head_dim))
+        context, probabilities = self.attention_context(grouped_query, key, value, attention_mask, training=training)
+        per_group = ops.reshape(probabilities, (groups, self.num_heads, -1, length, key_length))
+        per_row = ops.reshape(ops.transpose(per_group, (0, 2, 1, 3, 4)), (rows, self.num_heads, length, key_length))
+        return ops.reshape(context, (rows, length, self._inner_dim)), per_row
 
     def get_config(self):
         config = super().get_config()

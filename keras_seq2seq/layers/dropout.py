@@ -1,33 +1,38 @@
 """Dropout whose random bits come from a counter-based hash, cheap under XLA on CPU."""
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 _GOLDEN = 0x9E3779B9
 
 
+def _uint32(value):
+    return ops.convert_to_tensor(value, "uint32")
+
+
 def _mix(bits):
     """murmur3's 32-bit finalizer: every input bit flips about half the output bits."""
-    bits = tf.bitwise.bitwise_xor(bits, tf.bitwise.right_shift(bits, 16))
-    bits = bits * tf.constant(0x85EBCA6B, tf.uint32)
-    bits = tf.bitwise.bitwise_xor(bits, tf.bitwise.right_shift(bits, 13))
-    bits = bits * tf.constant(0xC2B2AE35, tf.uint32)
-    return tf.bitwise.bitwise_xor(bits, tf.bitwise.right_shift(bits, 16))
+    bits = ops.bitwise_xor(bits, ops.right_shift(bits, _uint32(16)))
+    bits = ops.multiply(bits, _uint32(0x85EBCA6B))
+    bits = ops.bitwise_xor(bits, ops.right_shift(bits, _uint32(13)))
+    bits = ops.multiply(bits, _uint32(0xC2B2AE35))
+    return ops.bitwise_xor(bits, ops.right_shift(bits, _uint32(16)))
 
 
 def hashed_uniform_bits(shape, seed):
     """uint32 tensor of `shape`: a pseudo-random word per element, a pure function of `seed`.
 
     Element i gets mix(mix(i * golden + seed[0]) ^ seed[1]): a counter-based generator
-    made of elementwise integer ops, which XLA fuses into the consumer. Under XLA on
-    CPU, TensorFlow's stateless RNG op (Philox) costs about 40x more than this.
+    made of elementwise integer ops (uint32 arithmetic wraps modulo 2**32 on every
+    backend), which XLA fuses into the consumer. Under XLA on CPU, TensorFlow's
+    stateless random op (Philox) costs about 40x more than this.
     """
-    size = tf.reduce_prod(shape)
-    counter = tf.bitcast(tf.range(size, dtype=tf.int32), tf.uint32)
-    seed = tf.bitcast(tf.cast(seed, tf.int32), tf.uint32)
-    bits = _mix(counter * tf.constant(_GOLDEN, tf.uint32) + seed[0])
-    bits = _mix(tf.bitwise.bitwise_xor(bits, seed[1]))
-    return tf.reshape(bits, shape)
+    size = ops.prod(ops.convert_to_tensor(shape, "int32"))
+    counter = ops.cast(ops.arange(size, dtype="int32"), "uint32")
+    seed = ops.cast(ops.cast(seed, "int32"), "uint32")
+    bits = _mix(ops.add(ops.multiply(counter, _uint32(_GOLDEN)), seed[0]))
+    bits = _mix(ops.bitwise_xor(bits, seed[1]))
+    return ops.reshape(bits, shape)
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -64,10 +69,10 @@ class Dropout(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
-        bits = hashed_uniform_bits(tf.shape(inputs), self.seed_generator.next())
-        keep = bits >= tf.constant(int(self.rate * 2**32), tf.uint32)
-        scale = tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
-        return tf.where(keep, inputs * scale, tf.zeros_like(inputs))
+        bits = hashed_uniform_bits(ops.shape(inputs), self.seed_generator.next())
+        keep = ops.greater_equal(bits, _uint32(int(self.rate * 2**32)))
+        scale = ops.cast(1.0 / (1.0 - self.rate), inputs.dtype)
+        return ops.where(keep, inputs * scale, ops.zeros_like(inputs))
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape

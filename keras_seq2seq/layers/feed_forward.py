@@ -57,10 +57,6 @@ class FeedForward(keras.layers.Layer):
         self._output_dense.build(tuple(inputs_shape[:-1]) + (self.ff_dim,))
         self.built = True
 
-    def step_layers(self):
-        """The position-wise Dense layers a decoding step runs (both)."""
-        return [self._hidden_dense, self._output_dense]
-
     def call(self, inputs, training=None):
         hidden = self._dropout(self._hidden_dense(inputs), training=training)
         return self._output_dense(hidden)

@@ -72,10 +72,6 @@ class MaskedMHA(MultiHeadAttentionCore):
         self._query_key_value_dense.build(inputs_shape)
         self.built = True
 
-    def step_layers(self):
-        """The position-wise Dense layers a cached decoding step runs."""
-        return [self._query_key_value_dense, self._output_dense]
-
     def init_cache(self, batch_size, max_length, dtype=None, group_size=None):
         """An empty `(keys, values)` cache for `max_length` positions.
 
@@ -114,50 +110,65 @@ class MaskedMHA(MultiHeadAttentionCore):
         return_attention_scores=False,
         mask=None,
     ):
-        if padding_mask is None:
-            padding_mask = mask
-        projected = self._query_key_value_dense(inputs)
-        query, key, value = ops.split(projected, 3, axis=-1)
-        query, key, value = self.split_heads(query), self.heads_first(key), self.heads_first(value)
-        query_length = ops.shape(inputs)[1]
-
+        query, key, value = self.split_query_key_value(self._query_key_value_dense(inputs))
         if cache is None:
-            attention_mask = ops.expand_dims(causal_mask(query_length, query_length), 0)
-            if padding_mask is not None:
-                attention_mask = ops.logical_and(
-                    attention_mask, ops.expand_dims(ops.cast(padding_mask, "bool"), 1)
-                )
+            if padding_mask is None:
+                padding_mask = mask
+            context, probabilities = self.causal_context(query, key, value, padding_mask, training=training)
         else:
-            if cache_index is None:
-                raise ValueError("MaskedMHA: cache_index is required when a cache is given")
-            keys, values = cache
-            if cache_slots is not None:
-                return self._attend_in_slots(
-                    query, key, value, cache, cache_index, cache_slots, training, return_attention_scores
-                )
-            start = (0, 0, cache_index, 0)
-            key = ops.slice_update(keys, start, ops.cast(key, keys.dtype))
-            value = ops.slice_update(values, start, ops.cast(value, values.dtype))
-            cache = (key, value)
-            attention_mask = ops.expand_dims(
-                causal_mask(query_length, ops.shape(key)[2], query_offset=cache_index), 0
+            context, cache, probabilities = self.cached_context(
+                query, key, value, cache, cache_index, cache_slots, training=training
             )
-
-        output, probabilities = self.attend(query, key, value, attention_mask, training=training)
-        results = (output,) if cache is None else (output, cache)
+        results = (self._output_dense(context),) if cache is None else (self._output_dense(context), cache)
         if return_attention_scores:
             results += (probabilities,)
         return results[0] if len(results) == 1 else results
 
-    def _attend_in_slots(self, query, key, value, cache, cache_index, slots, training, return_attention_scores):
-        """Cached attention where a group's rows share one cache (see `cache_slots`).
+    def split_query_key_value(self, projected):
+        """The joint projection [batch, length, 3 * heads * head_dim] as `(query, key, value)`:
+        [batch, length, heads, head_dim] and twice [batch, heads, length, head_dim]."""
+        query, key, value = ops.split(projected, 3, axis=-1)
+        return self.split_heads(query), self.heads_first(key), self.heads_first(value)
+
+    def causal_context(self, query, key, value, padding_mask=None, training=None):
+        """Attention of every position over itself and the earlier ones (no cache):
+        `(context [batch, length, heads * head_dim], probabilities)`."""
+        length = ops.shape(query)[1]
+        attention_mask = ops.expand_dims(causal_mask(length, length), 0)
+        if padding_mask is not None:
+            attention_mask = ops.logical_and(attention_mask, ops.expand_dims(ops.cast(padding_mask, "bool"), 1))
+        return self.attention_context(query, key, value, attention_mask, training=training)
+
+    def cached_context(self, query, key, value, cache, cache_index, cache_slots=None, training=None):
+        """Writes the new positions' keys and values into `cache` and attends over it.
+
+        Args: as `call`'s, with `query`, `key`, `value` from `split_query_key_value`.
+
+        Returns:
+            `(context [batch, new_length, heads * head_dim], cache, probabilities)`.
+        """
+        if cache_index is None:
+            raise ValueError("MaskedMHA: cache_index is required when a cache is given")
+        if cache_slots is not None:
+            return self._context_in_slots(query, key, value, cache, cache_index, cache_slots, training)
+        keys, values = cache
+        start = (0, 0, cache_index, 0)
+        keys = ops.slice_update(keys, start, ops.cast(key, keys.dtype))
+        values = ops.slice_update(values, start, ops.cast(value, values.dtype))
+        attention_mask = ops.expand_dims(
+            causal_mask(ops.shape(query)[1], ops.shape(keys)[2], query_offset=cache_index), 0
+        )
+        context, probabilities = self.attention_context(query, keys, values, attention_mask, training=training)
+        return context, (keys, values), probabilities
+
+    def _context_in_slots(self, query, key, value, cache, cache_index, slots, training):
+        """`cached_context` where a group's rows share one cache (see `cache_slots`).
 
         The cache holds position p of slot j at index `p * group + j`: a step's new
         keys and values, one per slot, are then one contiguous write, and the cache
-        grows by padding its end. The group's rows become more query positions of
-        the group, as in `CrossMHA`'s shared keys and values; row i sees key (p, j)
-        when its table says slot j holds its position p, and p is not after the
-        query's own position.
+        grows by padding its end. The group's rows attend as more query positions of
+        the group (`grouped_attention_context`); row i sees key (p, j) when its table
+        says slot j holds its position p, and p is not after the query's own position.
         """
         keys, values = cache
         heads, head_dim = self.num_heads, self._resolved_head_dim
@@ -177,20 +188,14 @@ class MaskedMHA(MultiHeadAttentionCore):
         start = (0, 0, cache_index * group, 0)
         keys = ops.slice_update(keys, start, in_slots(key))
         values = ops.slice_update(values, start, in_slots(value))
-        # Query (row i, new position n) of a group -> query position i * new_length + n.
-        grouped_query = ops.reshape(query, (groups, group * new_length, heads, head_dim))
         owner = ops.equal(ops.expand_dims(slots, 2), ops.arange(group, dtype=slots.dtype))  # [rows, length, group]
         causal = causal_mask(new_length, length, query_offset=cache_index)  # [new, length]
         attention_mask = ops.logical_and(ops.expand_dims(owner, 1), causal[None, :, :, None])
         attention_mask = ops.reshape(attention_mask, (groups, group * new_length, length * group))
-        context, probabilities = self.attention_context(grouped_query, keys, values, attention_mask, training=training)
-        output = self._output_dense(ops.reshape(context, (rows, new_length, self._inner_dim)))
-        if not return_attention_scores:
-            return output, (keys, values)
-        # Per row [rows, heads, new, length]: each position's weight sits in one slot only.
-        per_slot = ops.reshape(probabilities, (groups, heads, group, new_length, length, group))
-        per_row = ops.transpose(ops.sum(per_slot, axis=5), (0, 2, 1, 3, 4))
-        return output, (keys, values), ops.reshape(per_row, (rows, heads, new_length, length))
+        context, probabilities = self.grouped_attention_context(query, keys, values, attention_mask, training=training)
+        # Each earlier position's weight sits in one slot: [rows, heads, new, length].
+        per_slot = ops.reshape(probabilities, (rows, heads, new_length, length, group))
+        return context, (keys, values), ops.sum(per_slot, axis=4)
 
     def compute_mask(self, inputs, mask=None):
         return mask

@@ -1,11 +1,10 @@
 """The Transformer decoder: embedding, N blocks of masked, cross and feed-forward sublayers, logits."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_seq2seq.layers import CrossMHA, FeedForward, MaskedMHA
-from keras_seq2seq.layers.dense import PositionwiseDense, add_bias, barrier
+from keras_seq2seq.layers.dense import PositionwiseDense
 from keras_seq2seq.models.residual import ResidualBlock
 from keras_seq2seq.models.stack import TransformerStack
 
@@ -45,14 +44,6 @@ class DecoderBlock(ResidualBlock):
         self._build_residuals(3, stream_shape)
         self.built = True
 
-    def step_layers(self):
-        """The `PositionwiseDense` layers a cached decoding step runs, in call order."""
-        return [
-            *self.self_attention.step_layers(),
-            *self.cross_attention.step_layers(),
-            *self.feed_forward.step_layers(),
-        ]
-
     def call(
         self,
         stream,
@@ -75,14 +66,16 @@ class DecoderBlock(ResidualBlock):
             )
         stream = self._add_residual(0, stream, attended, training)
 
-        attended, cross_probabilities = self.cross_attention(
+        attended = self.cross_attention(
             self._sublayer_input(1, stream),
             encoder_output,
             encoder_padding_mask,
             key_value=cross_key_value,
             training=training,
-            return_attention_scores=True,
+            return_attention_scores=return_attention_scores,
         )
+        if return_attention_scores:
+            attended, cross_probabilities = attended
         stream = self._add_residual(1, stream, attended, training)
 
         transformed = self.feed_forward(self._sublayer_input(2, stream), training=training)
@@ -145,35 +138,17 @@ class Decoder(TransformerStack):
             self.output_projection.build((None, None, self.d_model))
         self.built = True
 
-    def output_kernel(self):
-        """With tied embeddings, a transposed copy [d_model, vocab_size] of the embedding matrix.
-
-        XLA on CPU multiplies a few rows by this copy faster than by the embedding in
-        its own layout: 4 rows (beam search on one sentence) 2.5x faster, so a copy
-        made once per batch pays for itself within a few steps; one row 1.7x faster
-        when the matrix comes from memory rather than cache (201 us against 346 for
-        8000 x 256), which a copy kept across batches turns into 12% per greedy step
-        (the Translator keeps one). Without it, `project` reads the embedding as is.
-        None for untied decoders, whose output layer already has this layout.
-        """
-        if not self.tie_embeddings:
-            return None
-        return barrier(ops.transpose(ops.cast(self.embedding.embeddings, self.compute_dtype)))
-
-    def project(self, stream, output_kernel=None):
-        """Vocabulary logits (float32) of the final stream (`output_kernel`: see `output_kernel()`)."""
+    def project(self, stream):
+        """Vocabulary logits (float32) of the final stream."""
         if not self.tie_embeddings:
             return ops.cast(self.output_projection(stream), "float32")
-        if output_kernel is not None:
-            logits = ops.matmul(stream, ops.cast(output_kernel, stream.dtype))
-            return ops.cast(add_bias(logits, self.output_bias), "float32")
-        # One 2-D matmul against the embedding in its own layout: no transposed copy of
-        # the matrix, in training or at decoding steps (the fastest form under XLA).
+        # One 2-D product with the embedding matrix transposed (TensorFlow and XLA fold the
+        # transpose into the product: no copy of the matrix is made).
         embeddings = ops.cast(self.embedding.embeddings, stream.dtype)
         shape = ops.shape(stream)
-        flat = tf.linalg.matmul(ops.reshape(stream, (-1, shape[-1])), embeddings, transpose_b=True)
+        flat = ops.matmul(ops.reshape(stream, (-1, shape[-1])), ops.transpose(embeddings))
         logits = ops.reshape(flat, (shape[0], shape[1], self.vocab_size))
-        return ops.cast(add_bias(logits, self.output_bias), "float32")
+        return ops.cast(ops.add(logits, ops.cast(self.output_bias, logits.dtype)), "float32")
 
     def call(
         self,
@@ -185,25 +160,24 @@ class Decoder(TransformerStack):
     ):
         padding_mask = ops.not_equal(target_in_ids, 0)
         stream = self._embed(target_in_ids, training=training)
-        for block in self.blocks:
-            stream, cross_probabilities = block(
+        for index, block in enumerate(self.blocks):
+            last = index == len(self.blocks) - 1
+            stream = block(
                 stream,
                 encoder_output,
                 encoder_padding_mask,
                 padding_mask=padding_mask,
                 training=training,
-                return_attention_scores=True,
+                return_attention_scores=return_attention_scores and last,
             )
+            if return_attention_scores and last:
+                stream, cross_probabilities = stream
         logits = self.project(self._finish(stream))
         return (logits, cross_probabilities) if return_attention_scores else logits
 
     def compute_cross_key_values(self, encoder_output):
         """Each block's cross-attention keys and values, projected once per source."""
         return [block.cross_attention.compute_key_value(encoder_output) for block in self.blocks]
-
-    def cross_key_values_of_tokens(self, tokens, positions, shape):
-        """`compute_cross_key_values` of an encoder output given as its real tokens (`Encoder.encode_tokens`)."""
-        return [block.cross_attention.key_value_of_tokens(tokens, positions, shape) for block in self.blocks]
 
     def init_cache(self, batch_size, max_length, group_size=None):
         """Empty self-attention caches, one `(keys, values)` per block, each [batch, heads, max_length, head_dim].
@@ -219,7 +193,6 @@ class Decoder(TransformerStack):
         cache,
         cross_key_values,
         encoder_padding_mask,
-        output_kernel=None,
         cache_slots=None,
     ):
         """Logits for new positions given the caches of the earlier ones.
@@ -233,7 +206,6 @@ class Decoder(TransformerStack):
                 serve several consecutive rows (a sentence's beams: `sources`
                 rows for `sources * group` token rows, see `CrossMHA`).
             encoder_padding_mask: boolean [sources, source_length].
-            output_kernel: optionally `output_kernel()`, computed once per batch.
             cache_slots: with caches from `init_cache(group_size=...)`, int [batch,
                 cache length]: which slot of its group holds each position of each
                 row (see `MaskedMHA`); one table serves every block.
@@ -253,7 +225,7 @@ class Decoder(TransformerStack):
                 cross_key_value=cross_key_value,
             )
             new_cache.append(block_cache)
-        return self.project(self._finish(stream), output_kernel), new_cache
+        return self.project(self._finish(stream)), new_cache
 
     def get_config(self):
         config = super().get_config()

@@ -1,10 +1,9 @@
 """The Transformer encoder: embedding, then N blocks of self-attention and feed-forward."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-from keras_seq2seq.layers import CrossMHA, FeedForward
+from keras_seq2seq.layers import FeedForward, SelfMHA
 from keras_seq2seq.models.residual import ResidualBlock
 from keras_seq2seq.models.stack import TransformerStack
 
@@ -23,8 +22,7 @@ class EncoderBlock(ResidualBlock):
     """
 
     def build(self, stream_shape):
-        # Self-attention is attention from the stream to itself: CrossMHA with query = memory.
-        self.self_attention = CrossMHA(
+        self.self_attention = SelfMHA(
             self.num_heads,
             attention_dropout=self.attention_dropout,
             dtype=self.dtype_policy,
@@ -40,19 +38,10 @@ class EncoderBlock(ResidualBlock):
 
     def call(self, stream, padding_mask=None, training=None):
         attention_input = self._sublayer_input(0, stream)
-        attended = self.self_attention(attention_input, attention_input, padding_mask, training=training)
+        attended = self.self_attention(attention_input, padding_mask, training=training)
         stream = self._add_residual(0, stream, attended, training)
         transformed = self.feed_forward(self._sublayer_input(1, stream), training=training)
         return self._add_residual(1, stream, transformed, training)
-
-    def call_tokens(self, stream, positions, padding_mask):
-        """`call` (inference) on a batch kept as its real tokens: stream [count, d_model] at
-        `positions` [count, 2] of the padded layout of `padding_mask` (see `Encoder.encode_tokens`)."""
-        attention_input = self._sublayer_input(0, stream)
-        attended = self.self_attention.self_attention_of_tokens(attention_input, positions, padding_mask)
-        stream = self._add_residual(0, stream, attended, False)
-        transformed = self.feed_forward(self._sublayer_input(1, stream), training=False)
-        return self._add_residual(1, stream, transformed, False)
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
@@ -98,32 +87,4 @@ class Encoder(TransformerStack):
         stream = self._embed(source_ids, training=training)
         for block in self.blocks:
             stream = block(stream, padding_mask, training=training)
-        return self._finish(stream), padding_mask
-
-    def encode_tokens(self, source_ids, positions):
-        """The encoder output (inference) at `positions` only, computed without the padding.
-
-        Every layer but attention works position by position, so it runs on the real
-        tokens alone, gathered into one [count, d_model] matrix; attention runs on the
-        padded layout. A batch of short sentences padded to a common length is often
-        half padding: on 64 Tatoeba dev sentences (639 tokens in a 64 x 32 batch) the
-        encoder takes 43 ms this way against 68 ms for length-sorted chunks of 16
-        sentences (1,280 positions) and 93 ms for the whole padded batch.
-
-        Args:
-            source_ids: int [batch, source_length], 0 for padding.
-            positions: int [count, 2], the (row, column) of every real token
-                (`tf.where(source_ids != 0)`: attention reads them all), in any order;
-                repeats, and entries that point at padding, compute values that no
-                other token reads.
-
-        Returns:
-            `(tokens, padding_mask)`: [count, d_model], row i the encoder output at
-            `positions[i]` (as `call` gives it, up to rounding), and the boolean
-            [batch, source_length] mask of real tokens.
-        """
-        padding_mask = ops.not_equal(source_ids, 0)
-        stream = tf.gather_nd(self._embed(source_ids, training=False), tf.cast(positions, tf.int32))
-        for block in self.blocks:
-            stream = block.call_tokens(stream, positions, padding_mask)
         return self._finish(stream), padding_mask

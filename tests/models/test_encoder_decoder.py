@@ -51,23 +51,3 @@ def test_blocks_build_with_the_stack_width():
     assert weights["embedding/token_embedding/embeddings"] == (30, 16)
     assert weights["block_0/feed_forward/hidden/kernel"] == (16, 32)
     assert keras.saving.get_registered_object("keras_seq2seq>Encoder") is Encoder
-
-
-@pytest.mark.parametrize("normalize_first", [False, True], ids=["post_norm", "pre_norm"])
-@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
-def test_encode_tokens_equals_the_padded_encoder_at_real_tokens(normalize_first, jit_compile):
-    """The encoder run on real tokens only gives the padded encoder's output at each of them."""
-    import tensorflow as tf
-
-    encoder = Encoder(30, normalize_first=normalize_first, **STACK)
-    ids = np.array([[5, 6, 7, 0, 0], [8, 0, 0, 0, 0], [9, 10, 11, 12, 13]])
-    expected, mask = encoder(ids)
-    positions = tf.cast(tf.where(ids != 0), tf.int32)
-    tokens, tokens_mask = tf.function(encoder.encode_tokens, jit_compile=jit_compile)(ids, positions)
-    np.testing.assert_array_equal(np.asarray(tokens_mask), np.asarray(mask))
-    assert tokens.shape == (9, 16)
-    np.testing.assert_allclose(tokens.numpy(), tf.gather_nd(expected, positions).numpy(), atol=1e-5)
-    # Tokens listed in another order, some twice, with a padding position: each comes out in its place.
-    shuffled = tf.concat([tf.gather(positions, [8, 0, 3, 3, 7, 6, 5, 4, 2, 1]), [[1, 4]]], axis=0)
-    again, _ = encoder.encode_tokens(ids, shuffled)
-    np.testing.assert_allclose(again.numpy()[:10], tf.gather_nd(expected, shuffled[:10]).numpy(), atol=1e-5)

@@ -202,23 +202,3 @@ def test_mixed_float16_trains_with_loss_scaling(batch):
     loss = model.train_on_batch((source, target_in), np.roll(target_in, -1, axis=1))
     assert np.isfinite(loss)
     assert all(np.isfinite(np.asarray(w)).all() for w in model.trainable_weights)
-
-
-@pytest.mark.parametrize("tie_embeddings", [False, True])
-def test_decode_step_with_the_transposed_output_kernel_gives_the_same_logits(batch, tie_embeddings):
-    model = tiny_model(tie_embeddings=tie_embeddings)
-    source, target_in = batch
-    encoder_output, source_mask = model.encode(source)
-    cross_key_values = model.decoder.compute_cross_key_values(encoder_output)
-    kernel = model.decoder.output_kernel()
-    if tie_embeddings:
-        embeddings = np.asarray(model.decoder.embedding.embeddings)
-        np.testing.assert_array_equal(np.asarray(kernel), embeddings.T)
-    else:
-        assert kernel is None
-    step = target_in[:, :1]
-    plain, _ = model.decoder.decode_step(step, 0, model.decoder.init_cache(3, 4), cross_key_values, source_mask)
-    with_kernel, _ = model.decoder.decode_step(
-        step, 0, model.decoder.init_cache(3, 4), cross_key_values, source_mask, kernel
-    )
-    np.testing.assert_allclose(np.asarray(with_kernel), np.asarray(plain), atol=1e-5)

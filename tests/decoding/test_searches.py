@@ -3,9 +3,10 @@ import pytest
 import tensorflow as tf
 
 from keras_seq2seq.data.tokenizers import END_ID, START_ID
-from keras_seq2seq.decoding import beam_search, cache_block_sizes, greedy_decode, uncached_greedy_decode
+from keras_seq2seq.decoding import beam_search, cache_block_sizes, greedy_decode
 from keras_seq2seq.export import Translator, _bucketed_batch, load_run
 from keras_seq2seq.models import Seq2SeqTransformer
+from tests.decoding.reference import reference_beam_search, uncached_greedy_decode
 
 
 @pytest.fixture(scope="module")
@@ -89,36 +90,6 @@ def test_beam_search_finds_at_least_the_greedy_score(trained):
     assert (beam_scores.numpy()[:, 0] >= greedy_scores.numpy() - 1e-4).all()
 
 
-def _reference_beam_search(model, source, beam_size, steps):
-    """Beam search in plain Python over the uncached decoder, one sentence at a time.
-
-    The same rules as `beam_search`: one live beam at the start, a finished beam
-    extends with padding at no cost, at the last step only [END] is allowed, ties go
-    to the lower (beam, token) index; final order by raw score (length penalty 0).
-    """
-    results = []
-    for row in source.numpy():
-        row = row[None, : max(1, int((row != 0).sum()))]
-        encoder_output, source_mask = model.encode(tf.constant(row))
-        beams = [([], 0.0, False)]
-        for step in range(steps):
-            candidates = []
-            for index, (tokens, score, finished) in enumerate(beams):
-                if finished:
-                    candidates.append((score, index, 0, tokens + [0], True))
-                    continue
-                logits = model.decoder(tf.constant([[START_ID, *tokens]]), encoder_output, source_mask)[0, -1]
-                log_probabilities = tf.nn.log_softmax(logits).numpy()
-                allowed = [END_ID] if step == steps - 1 else range(len(log_probabilities))
-                for token in allowed:
-                    total = score + float(log_probabilities[token])
-                    candidates.append((total, index, token, tokens + [token], token == END_ID))
-            candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
-            beams = [(tokens, score, finished) for score, _, _, tokens, finished in candidates[:beam_size]]
-        results.append(sorted(beams, key=lambda beam: -beam[1]))
-    return results
-
-
 def test_beam_search_equals_a_plain_uncached_beam_search(trained):
     """Every beam's tokens and score, against the reference (which runs the first step
     on the single start beam, as `beam_search` now does, and every later one on all beams)."""
@@ -126,7 +97,7 @@ def test_beam_search_equals_a_plain_uncached_beam_search(trained):
     source = _source_batch(source_tokenizer, ["Il est là, je crois ?", "Va !"])
     steps = 7
     beams, scores = beam_search(model, source, beam_size=3, length_penalty=0.0, max_output_length=steps)
-    for sentence, expected in enumerate(_reference_beam_search(model, source, 3, steps)):
+    for sentence, expected in enumerate(reference_beam_search(model, source, 3, steps)):
         for rank, (tokens, score, _) in enumerate(expected):
             got = beams.numpy()[sentence, rank]
             np.testing.assert_array_equal(got[: len(tokens)], tokens)
@@ -273,40 +244,32 @@ def test_blocked_top_k_equals_top_k_ties_included(jit_compile):
         np.testing.assert_array_equal(got[1].numpy(), expected[1].numpy())
 
 
-def test_translator_copies_follow_the_weights_through_refresh(trained):
-    """The stored transposed and column-blocked matrices follow the model's weights through `refresh()`."""
+def test_translator_step_copies_are_a_snapshot_of_the_weights(trained):
+    """The Translator's StepWeights are taken when it is built: after the weights change, it translates
+    as before, a new Translator (or one built with step_copies=False) as the changed model does."""
     model, source_tokenizer, target_tokenizer = trained
     # The tiny preset has separate output weights: a tied model (random weights) of the same size.
     copy = Seq2SeqTransformer.from_config({**model.get_config(), "tie_embeddings": True})
     copy.build()
-    assert copy.decoder.output_kernel() is not None
     translator = Translator(copy, source_tokenizer, target_tokenizer)
+    following = Translator(copy, source_tokenizer, target_tokenizer, step_copies=False)
     embedding = copy.decoder.embedding.embeddings
-    np.testing.assert_array_equal(translator.output_kernel.numpy(), embedding.numpy().T)
+    np.testing.assert_array_equal(translator.step_weights.output_kernel.numpy(), embedding.numpy().T)
+    assert following.step_weights is None
     text = tf.constant(["Je suis étudiant.", "Il est là, je crois ?"])
-    before = translator.translate(text)["score"].numpy()
+    before = translator.translate(text)
+    np.testing.assert_allclose(following.translate(text)["score"].numpy(), before["score"].numpy(), atol=1e-4)
 
-    feed_forward = copy.decoder.blocks[0].feed_forward._output_dense.kernel
-    np.testing.assert_array_equal(translator.step_kernels[0].numpy(), feed_forward.numpy().T)
-    embedding.assign(embedding * 1.5)
-    feed_forward.assign(feed_forward * 0.5)
-    stale = translator.translate(text)["score"].numpy()
-    blocks_match = lambda: all(
-        np.array_equal(np.concatenate([block.numpy() for block in blocks], 1), layer.kernel.numpy())
-        for layer, blocks in zip(translator._step_layers, translator.block_kernels)
-    )
-    assert len(translator.block_kernels) == 6 * len(copy.decoder.blocks) and not blocks_match()
-    translator.refresh()
-    np.testing.assert_array_equal(translator.output_kernel.numpy(), embedding.numpy().T)
-    np.testing.assert_array_equal(translator.step_kernels[0].numpy(), feed_forward.numpy().T)
-    assert blocks_match()
-    fresh = Translator(copy, source_tokenizer, target_tokenizer)
-    refreshed = translator.translate(text)
-    expected = fresh.translate(text)
-    assert list(refreshed["translation"].numpy()) == list(expected["translation"].numpy())
-    np.testing.assert_allclose(refreshed["score"].numpy(), expected["score"].numpy(), atol=1e-5)
-    assert np.abs(refreshed["score"].numpy() - stale).max() > 1e-3  # the copy did change the outputs
-    assert np.abs(before - stale).max() > 1e-3  # input embeddings changed, the stale copy did not
+    output_layer = copy.decoder.blocks[0].feed_forward._output_dense.kernel
+    output_layer.assign(output_layer * 0.5)
+    # Only the decoder's step matrices change: the encoder, which reads the layers, is unaffected.
+    stale = translator.translate(text)
+    np.testing.assert_array_equal(stale["score"].numpy(), before["score"].numpy())
+    fresh = Translator(copy, source_tokenizer, target_tokenizer).translate(text)
+    assert np.abs(fresh["score"].numpy() - before["score"].numpy()).max() > 1e-3
+    np.testing.assert_allclose(following.translate(text)["score"].numpy(), fresh["score"].numpy(), atol=1e-4)
+    expected, expected_scores = greedy_decode(copy, translator.tokenize_source(text)["token_ids"])
+    np.testing.assert_allclose(fresh["score"].numpy(), expected_scores.numpy(), atol=1e-4)
 
 
 def test_one_call_and_real_token_paths_translate_alike(trained):
@@ -326,7 +289,7 @@ def test_one_call_and_real_token_paths_translate_alike(trained):
 
 
 def test_bucketed_token_count_rounds_up_to_64_or_an_eighth():
-    from keras_seq2seq.decoding import bucketed_token_count
+    from keras_seq2seq.decoding.xla_cpu import bucketed_token_count
 
     counts = [1, 63, 64, 65, 511, 512, 513, 639, 1000, 1025, 5000]
     assert [int(bucketed_token_count(tf.constant(n))) for n in counts] == [
@@ -338,8 +301,9 @@ def test_bucketed_token_count_rounds_up_to_64_or_an_eighth():
 
 
 def test_encoding_real_tokens_only_gives_the_same_keys_and_values(trained):
-    """`encode_tokens_for_decoding` (bucketed positions, spare row) against `encode_for_decoding`."""
-    from keras_seq2seq.decoding import encode_for_decoding, encode_tokens_for_decoding, token_positions
+    """`encode_tokens_for_decoding` (bucketed positions, spare row) against the step's `encode`."""
+    from keras_seq2seq.decoding import DecodingStep
+    from keras_seq2seq.decoding.xla_cpu import encode_tokens_for_decoding, token_positions
 
     model, source_tokenizer, _ = trained
     source_ids = tf.ragged.constant(
@@ -349,7 +313,7 @@ def test_encoding_real_tokens_only_gives_the_same_keys_and_values(trained):
     real = int(tf.reduce_sum(tf.cast(source_ids != 0, tf.int32)))
     assert positions.shape == (64, 2) and real < 64
     np.testing.assert_array_equal(positions[real:].numpy(), [[3, 0]] * (64 - real))  # the spare row
-    expected, expected_mask = encode_for_decoding(model, source_ids)
+    expected, expected_mask = DecodingStep(model).encode(source_ids)
     for compiled in (False, True):
         encode = tf.function(lambda i, p: encode_tokens_for_decoding(model, i, p), jit_compile=compiled)
         key_values, mask = encode(source_ids, positions)
