@@ -44,9 +44,15 @@ def ensure_environment(extras):
     stamp.write_text(digest)
 
 
-def run(args):
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run(args, backend="tensorflow"):
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=env).returncode
+
+
+# The portable part of the suite, run a second time on Keras' JAX backend: the layers and models
+# (TensorFlow-specific tests skip themselves), the README's layer example, and a `.keras` file
+# saved under TensorFlow loaded under JAX.
+JAX_TESTS = ["tests/layers", "tests/models", "tests/test_readme.py", "tests/test_old_runs.py"]
 
 
 def main(argv):
@@ -56,7 +62,11 @@ def main(argv):
         ensure_environment("dev")
         # Two worker processes: much of the suite is single-threaded (XLA compilation,
         # subprocess start-up, small steps); on 2 cores the suite takes about a quarter less time.
-        return run(["-m", "pytest", "-q", "-n", "2", "--dist", "worksteal", *rest])
+        status = run(["-m", "pytest", "-q", "-n", "2", "--dist", "worksteal", *rest])
+        if rest:  # a selection of tests: TensorFlow only
+            return status
+        print("the layers and models again, on the JAX backend", flush=True)
+        return run(["-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider", *JAX_TESTS], "jax") or status
     if command == "main":
         ensure_environment("dev")
         return run([str(ROOT / "training" / "main_job.py"), *rest])

@@ -39,7 +39,7 @@ def export(length, output):
     export_translator(translator, output)
 
 
-def compare(old, new, rounds, sentences):
+def compare(old, new, rounds, sentences, cases=None):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
@@ -47,6 +47,8 @@ def compare(old, new, rounds, sentences):
     rows = []
     for search, signature in (("greedy", "serving_default"), ("beam4", "beam_search")):
         for batch in (1, 64):
+            if cases and f"{search}:{batch}" not in cases:
+                continue
             text = tf.constant(sentences[:batch])
             calls = {
                 name: (lambda model=model, s=signature, t=text: model.signatures[s](text=t)["translation"].numpy())
@@ -79,13 +81,14 @@ def main(argv=None):
     comparing.add_argument("old")
     comparing.add_argument("new")
     comparing.add_argument("--rounds", type=int, default=6)
+    comparing.add_argument("--cases", nargs="*", help="only these, e.g. greedy:64 beam4:1")
     args = parser.parse_args(argv)
     if args.command == "export":
         return export(args.length, args.output)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from decoding import dev_sources
 
-    rows = compare(args.old, args.new, args.rounds, dev_sources())
+    rows = compare(args.old, args.new, args.rounds, dev_sources(), args.cases)
     print("\n| search | batch | old ms | new ms | new / old |\n|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['search']} | {row['batch']} | {row['old_ms']:.1f} | {row['new_ms']:.1f} | "

@@ -27,6 +27,14 @@ def pytest_collection_modifyitems(config, items):
     runs tests that do not need it (the multi-process training tests among them).
     """
     items.sort(key=lambda item: "tiny_run" not in getattr(item, "fixturenames", ()))
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)  # trains a model (shared by the session)
+    if keras.backend.backend() != "tensorflow":
+        reason = f"TensorFlow-specific (tf.function, XLA or GradientTape); backend is {keras.backend.backend()}"
+        for item in items:
+            if "tensorflow_only" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture

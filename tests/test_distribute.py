@@ -13,6 +13,8 @@ import pytest
 
 WORKER = Path(__file__).resolve().parent / "helpers" / "distributed_worker.py"
 
+pytestmark = pytest.mark.slow
+
 
 def _run(output, strategy, *extra, env=None):
     return subprocess.Popen(
@@ -84,3 +86,30 @@ def test_two_worker_processes_match_one_worker(single_device, tmp_path):
     for name in workers[0]:
         np.testing.assert_array_equal(workers[0][name], workers[1][name], err_msg=name)
     _assert_same_training(single_device, workers[0])
+
+
+def test_keras_still_needs_the_fit_workaround(tmp_path):
+    """Without `enable_distributed_fit`, two workers fail in Keras' `fit` (keras-team/keras#20585).
+    When this test fails, Keras has fixed it: remove the workaround from distribute.py."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    processes = [
+        _run(
+            tmp_path / f"worker{index}.npz",
+            "multiworker",
+            env={
+                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+                "WITHOUT_FIT_WORKAROUND": "1",
+            },
+        )
+        for index in range(2)
+    ]
+    outputs = []
+    for process in processes:
+        try:
+            outputs.append(process.communicate(timeout=240)[0])
+        except subprocess.TimeoutExpired:
+            process.kill()
+            outputs.append(process.communicate()[0])
+    assert all(process.returncode != 0 for process in processes), outputs[0][-2000:]
+    # What Keras 3.15 fails with: the first batch's per-replica values handed to a conversion.
+    assert any("PerReplica" in output for output in outputs), outputs[0][-3000:]

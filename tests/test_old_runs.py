@@ -21,6 +21,7 @@ def _logits(model):
     return np.asarray(model((tf.constant(EXPECTED["source_ids"]), tf.constant(EXPECTED["target_in_ids"]))))
 
 
+@pytest.mark.tensorflow_only
 def test_the_checkpoint_loads_with_the_same_logits():
     from keras_seq2seq import load_run
 
@@ -36,6 +37,7 @@ def test_the_keras_file_loads_with_the_same_logits():
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow_only
 def test_the_translator_gives_the_same_translations():
     from keras_seq2seq import Translator, load_run
 

@@ -82,6 +82,7 @@ def test_config_round_trip():
     assert float(restored.learning_rate) == np.float32(2e-4)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_falls_back_to_keras_update():
     """Variables mirrored over two logical devices: Keras' own per-variable update, same weights."""
     result = subprocess.run(

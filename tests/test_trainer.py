@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 
 def test_tiny_model_memorises_64_pairs(tiny_run):
@@ -76,6 +77,7 @@ def test_schedule_warms_up_then_decays():
     np.testing.assert_allclose(rates[3], 256**-0.5 * 400**-0.5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_nan_guard_stops_before_anything_is_saved():
     import math
 
@@ -89,6 +91,7 @@ def test_nan_guard_stops_before_anything_is_saved():
         guard.on_train_batch_end(7, {"loss": math.nan})
 
 
+@pytest.mark.slow
 def test_seeded_runs_are_reproducible(tmp_path):
     from pathlib import Path
 

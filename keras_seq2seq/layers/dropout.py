@@ -1,5 +1,7 @@
 """Dropout whose random bits come from a counter-based hash, cheap under XLA on CPU."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -27,7 +29,10 @@ def hashed_uniform_bits(shape, seed):
     backend), which XLA fuses into the consumer. Under XLA on CPU, TensorFlow's
     stateless random op (Philox) costs about 40x more than this.
     """
-    size = ops.prod(ops.convert_to_tensor(shape, "int32"))
+    if isinstance(shape, (tuple, list)) and all(isinstance(dim, int) for dim in shape):
+        size = math.prod(shape)  # static (always on JAX, whose arange needs a concrete size)
+    else:
+        size = ops.prod(ops.convert_to_tensor(shape, "int32"))
     counter = ops.cast(ops.arange(size, dtype="int32"), "uint32")
     seed = ops.cast(ops.cast(seed, "int32"), "uint32")
     bits = _mix(ops.add(ops.multiply(counter, _uint32(_GOLDEN)), seed[0]))

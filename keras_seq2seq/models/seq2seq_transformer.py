@@ -2,7 +2,6 @@
 
 import keras
 
-from keras_seq2seq.distribute import DistributedFitMixin
 from keras_seq2seq.models.config import validate_model_config
 from keras_seq2seq.models.decoder import Decoder
 from keras_seq2seq.models.encoder import Encoder
@@ -10,7 +9,7 @@ from keras_seq2seq.models.presets import preset_config
 
 
 @keras.saving.register_keras_serializable(package="keras_seq2seq")
-class Seq2SeqTransformer(DistributedFitMixin, keras.Model):
+class Seq2SeqTransformer(keras.Model):
     """Encoder-decoder Transformer returning next-token logits (teacher forcing).
 
     Args:

@@ -68,6 +68,10 @@ def main(output, strategy_name, logical_devices=1):
             metrics=[MaskedAccuracy()],
         )
         model.build()
+        if strategy_name != "default" and not os.environ.get("WITHOUT_FIT_WORKAROUND"):
+            from keras_seq2seq.distribute import enable_distributed_fit
+
+            enable_distributed_fit(model)  # as the trainer does under a strategy
     history = model.fit(dataset, epochs=1, verbose=0)
     weights = {f"w{index}": np.asarray(w) for index, w in enumerate(model.weights)}
     weights["loss"] = np.array(history.history["loss"][-1])

@@ -124,8 +124,9 @@ class CrossMHALayerTest(TestCase):
         )
 
 
+@pytest.mark.tensorflow_only
 def test_same_attention_with_and_without_xla(rng):
-    """Batched matmuls without XLA, einsums under XLA: the same outputs and probabilities."""
+    """Eager and XLA-compiled: the same outputs and probabilities."""
     import tensorflow as tf
 
     layer = CrossMHA(num_heads=2)
@@ -139,6 +140,7 @@ def test_same_attention_with_and_without_xla(rng):
         np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=1e-5)
 
 
+@pytest.mark.tensorflow_only
 @pytest.mark.parametrize("jit_compile", [None, False, True])
 def test_sources_shared_by_groups_of_query_rows(rng, jit_compile):
     """Key/value of 2 sources for 3 query rows each (a beam search's beams): the same outputs

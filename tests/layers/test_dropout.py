@@ -39,6 +39,7 @@ def test_masks_change_every_call_and_repeat_under_a_seed():
         np.testing.assert_array_equal(one, other)
 
 
+@pytest.mark.tensorflow_only
 def test_bits_are_the_same_with_and_without_xla():
     shape, seed = tf.constant([3, 7, 5]), tf.constant([11, -4])
     plain = tf.function(hashed_uniform_bits)(shape, seed)

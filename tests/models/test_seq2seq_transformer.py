@@ -118,6 +118,7 @@ def test_keras_file_round_trip(batch, tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded(batch)), expected)
 
 
+@pytest.mark.tensorflow_only
 def test_every_trainable_weight_gets_a_gradient(batch):
     model = tiny_model(dropout=0.1, attention_dropout=0.1)
     source, target_in = batch
@@ -136,6 +137,7 @@ def test_every_trainable_weight_gets_a_gradient(batch):
     assert len(model.trainable_weights) > 20
 
 
+@pytest.mark.tensorflow_only
 @pytest.mark.parametrize("tie_embeddings", [False, True])
 def test_mixed_bfloat16_forward_and_backward_are_finite(batch, tie_embeddings):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -191,6 +193,7 @@ def test_invalid_config_names_the_parameter(override, message):
         Seq2SeqTransformer(**config)
 
 
+@pytest.mark.tensorflow_only
 def test_mixed_float16_trains_with_loss_scaling(batch):
     from keras_seq2seq.objectives import MaskedCrossEntropy
 
