@@ -10,6 +10,8 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from keras_seq2seq.errors import InputError  # noqa: E402
+
 BATCH_SIZE = 64
 
 
@@ -24,6 +26,8 @@ def load_translate_fn(model_path, beam=False, n_best=1, sampling=None):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the SavedModel uses)
 
+    from keras_seq2seq.export import _not_a_model
+
     model_path = Path(model_path)
     if (model_path / "saved_model.pb").exists():
         module = tf.saved_model.load(str(model_path))
@@ -35,7 +39,7 @@ def load_translate_fn(model_path, beam=False, n_best=1, sampling=None):
         module = Translator(*load_run(model_path))
         signature = module.translate_sample if sampling else module.translate_beam if beam else module.translate
     else:
-        raise SystemExit(f"{model_path} is neither a SavedModel nor a training run directory")
+        raise InputError(_not_a_model(model_path))
 
     extra = {}
     if sampling:
@@ -72,13 +76,11 @@ def translate_all(translate, sentences, progress=False):
 
 def command_train(args):
     from keras_seq2seq import trainer
-    from keras_seq2seq.run_config import ConfigError, load_config
+    from keras_seq2seq.run_config import load_config
 
-    try:
-        config = load_config(args.config, args.overrides)
-    except ConfigError as error:
-        raise SystemExit(f"configuration error: {error}") from None
+    config = load_config(args.config, args.overrides)
     output = args.output or Path("runs") / Path(args.config).stem
+    _check_output_directory(output, "--output")
     trainer.train(config, output)
     print(f"run directory: {output}\nexport it with: keras-seq2seq export {output} --output saved_models/NAME")
 
@@ -87,6 +89,7 @@ def command_export(args):
     from keras_seq2seq.export import Translator, export_translator, load_run
 
     run_dir = Path(args.run_dir)
+    _check_output_directory(args.output, "--output")
     loaded = load_run(run_dir, args.checkpoint)
     if args.format == "ctranslate2":
         from keras_seq2seq.ctranslate2 import convert
@@ -111,6 +114,8 @@ def command_translate(args):
     if args.text:
         sentences, progress = list(args.text), False
     else:
+        if args.file and not Path(args.file).is_file():
+            raise InputError(f"--file {args.file}: no such file (one sentence a line, UTF-8)")
         stream = open(args.file, encoding="utf-8", errors="replace") if args.file else sys.stdin
         sentences, progress = [line.rstrip("\n") for line in stream], bool(args.file)
     for translation in translate_all(translate, sentences, progress):
@@ -122,8 +127,12 @@ def command_evaluate(args):
 
     from keras_seq2seq.data.corpora import read_tatoeba
 
+    if not Path(args.data).is_file():
+        raise InputError(f"--data {args.data}: no such file (a Tatoeba-format pair file, English<TAB>other)")
     pairs, report = read_tatoeba(args.data, args.direction)
     print(report.summary(), file=sys.stderr)
+    if not pairs:
+        raise InputError(f"--data {args.data} holds no usable pair: {report.summary()}")
     if args.limit:
         pairs = pairs[: args.limit]
     translate = load_translate_fn(args.model, args.beam)
@@ -170,8 +179,14 @@ def command_fetch_corpus(args):
           f"  train: {files['train']}\n  dev:   {files['dev']}")
 
 
+def _check_output_directory(path, option):
+    if Path(path).exists() and not Path(path).is_dir():
+        raise InputError(f"{option} {path} is a file; give a directory path (it is created if missing)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="keras-seq2seq", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model from a YAML config")
@@ -225,8 +240,16 @@ def build_parser():
 
 
 def main(argv=None):
+    """Runs a command; a bad input is answered with one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
-    args.function(args)
+    try:
+        args.function(args)
+    except (InputError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
+        if args.debug:
+            raise
+        message = error.args[-1] if isinstance(error, OSError) and error.filename is None else str(error)
+        print(f"keras-seq2seq {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
+        return 2
     return 0
 
 

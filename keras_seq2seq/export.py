@@ -8,8 +8,9 @@ The exported model needs only `tensorflow` and `tensorflow_text` to load:
     translator.serving_default(text=tf.constant(["Je suis étudiant."]))["translation"]
 
 Any input string yields an output string: invalid UTF-8 bytes are replaced by U+FFFD,
-sources longer than the model's `max_length` tokens are truncated to it, and empty or
-blank input gives an empty (or near-empty) translation.
+sources longer than the model's `max_length` tokens are truncated to it, and a source that
+is empty or blank (no token once normalised) gets an empty translation with score 0, in
+every signature (the beam search's n-best too).
 """
 
 import json
@@ -21,6 +22,7 @@ import tensorflow as tf
 from keras_seq2seq.data.tokenizers import PAD_ID
 from keras_seq2seq.decoding import DecodingStep, Encoded, beam_search, bucketed_length, greedy_decode, sample_decode
 from keras_seq2seq.decoding.xla_cpu import StepWeights, XlaCpuStep, token_positions
+from keras_seq2seq.errors import InputError
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 ONE_CALL_ROWS = 16
@@ -44,6 +46,12 @@ def _bucketed_batch(source_ids):
     rows = tf.where(batch_size <= largest, tf.gather(buckets, index), (batch_size + largest - 1) // largest * largest)
     columns = bucketed_length(length)
     return tf.pad(source_ids, [[0, rows - batch_size], [0, columns - length]])
+
+
+def _where_rows(rows, fill, values):
+    """`values` [batch, ...] with the rows where `rows` [batch] is True replaced by `fill(values)`."""
+    rows = tf.reshape(rows, tf.concat([tf.shape(rows), tf.ones([tf.rank(values) - 1], tf.int32)], axis=0))
+    return tf.where(rows, fill(values), values)
 
 
 class Translator(tf.Module):
@@ -195,7 +203,9 @@ class Translator(tf.Module):
         outputs = tf.cond(
             tf.shape(bucketed)[0] <= ONE_CALL_ROWS, lambda: list(from_ids(bucketed, *args)), from_tokens
         )
-        return [output[: tf.shape(source_ids)[0]] for output in outputs]
+        # A source with no token (empty or blank once normalised) translates to nothing, with score 0.
+        empty = tf.reduce_all(tf.equal(source_ids, PAD_ID), axis=1)
+        return [_where_rows(empty, tf.zeros_like, output[: tf.shape(source_ids)[0]]) for output in outputs]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):
@@ -298,15 +308,33 @@ def load_run(path, checkpoint="best"):
     path = Path(path)
     if (path / "saved_model.pb").exists():
         return _load_export(path)
+    if not (path / "model_config.json").is_file():
+        raise InputError(_not_a_model(path))
     config = json.loads((path / "model_config.json").read_text())
     # Trained in mixed precision or not, the exported model computes in float32.
     model = Seq2SeqTransformer.from_config({**config, "dtype": "float32"})
     model.build()
     weights = path / "checkpoints" / f"{checkpoint}.weights.h5"
+    if not weights.is_file():
+        present = sorted(p.name.split(".")[0] for p in (path / "checkpoints").glob("*.weights.h5"))
+        raise InputError(f"{path} has no {checkpoint} checkpoint ({weights} is missing); it has: {present or 'none'}")
     model.load_weights(str(weights))
     source = make_tokenizer(path / "tokenizers" / "source.model")
     target = make_tokenizer(path / "tokenizers" / "target.model")
     return model, source, target
+
+
+def _not_a_model(path):
+    """What is wrong with `path` as a model: a message for `InputError`."""
+    if not path.exists():
+        return f"{path} does not exist; give a SavedModel exported by keras-seq2seq or a training run directory"
+    if path.is_file():
+        hint = " (a .keras file loads with keras.saving.load_model)" if path.suffix == ".keras" else ""
+        return f"{path} is a file; give a SavedModel directory or a training run directory{hint}"
+    return (
+        f"{path} is neither a SavedModel (no saved_model.pb) nor a training run directory "
+        "(no model_config.json)"
+    )
 
 
 def _load_export(path):

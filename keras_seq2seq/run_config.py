@@ -5,15 +5,17 @@ Command-line overrides use the same dotted names: `training.epochs=3`.
 """
 
 import dataclasses
+import inspect
 import json
 from pathlib import Path
 
 import yaml
 
+from keras_seq2seq.errors import InputError
 from keras_seq2seq.models.presets import PRESETS
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration key that is unknown or has a bad value."""
 
 
@@ -169,10 +171,14 @@ def _build_section(section_name, section_class, values):
 def _check_model(config):
     from keras_seq2seq.models import Seq2SeqTransformer, preset_config
 
-    known = set(Seq2SeqTransformer.__init__.__code__.co_varnames) - {"self", "kwargs"}
+    parameters = inspect.signature(Seq2SeqTransformer.__init__).parameters
+    known = {
+        name for name, parameter in parameters.items()
+        if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and name != "self"
+    } - {"source_vocab_size", "target_vocab_size"}  # these come from the tokenizers
     for name in config.model.overrides:
-        if name not in known or name in ("source_vocab_size", "target_vocab_size"):
-            raise ConfigError(f"unknown key model.overrides.{name}")
+        if name not in known:
+            raise ConfigError(f"unknown key model.overrides.{name}; known keys: {sorted(known)}")
     try:
         from keras_seq2seq.models import validate_model_config
 
@@ -225,7 +231,12 @@ def load_config(path=None, overrides=()):
     """Reads a YAML config (or the defaults when `path` is None) and applies dotted overrides."""
     data = {}
     if path is not None:
-        text = Path(path).read_text()
+        if not Path(path).is_file():
+            raise ConfigError(f"no configuration file {path} (see training/configs/ for examples)")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not a UTF-8 text file") from None
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as error:

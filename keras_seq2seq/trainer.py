@@ -18,9 +18,11 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from keras_seq2seq import distribute
 from keras_seq2seq.data import corpora, pipeline, tokenizers
 from keras_seq2seq.data.fetch import default_corpus_files
 from keras_seq2seq.distribute import worker_index
+from keras_seq2seq.errors import InputError
 from keras_seq2seq.models import Seq2SeqTransformer, preset_config
 from keras_seq2seq.objectives import MaskedAccuracy, MaskedCrossEntropy, TransformerSchedule
 from keras_seq2seq.optimizers import FusedAdam
@@ -50,6 +52,11 @@ def load_pairs(corpus):
             source_path, target_path = path.split(",")
             pairs[name], report = corpora.read_aligned(source_path, target_path, corpus.strict, corpus.max_chars)
         log(report.summary())
+        if not pairs[name]:
+            raise InputError(
+                f"no usable pair in the {name} corpus: {report.summary()}; check corpus.kind "
+                f"({corpus.kind!r}), corpus.direction and the file's encoding (UTF-8, one pair a line)"
+            )
     train = pairs["train"][: corpus.limit] if corpus.limit else pairs["train"]
     return train, pairs["dev"]
 
@@ -154,6 +161,46 @@ class DevBleu(keras.callbacks.Callback):
         log(f"epoch {epoch + 1}: dev BLEU {logs['val_bleu']:.2f} on {len(self.sources)} sentences")
 
 
+class EpochAndStepBackup(keras.callbacks.BackupAndRestore):
+    """Keras' `BackupAndRestore` (two copies), saving every `save_freq` steps and at each epoch's end.
+
+    Keras' callback saves at one or the other: with steps only, a run killed after an
+    epoch ended but before the next step backup resumes inside that finished epoch
+    and logs it twice. Here a finished epoch is always in the backup.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch"):
+        super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._batches_seen_since_last_saving = 0
+            self._save_model()
+
+
+def resumed_epoch(backup_dir):
+    """The epoch a run resumed from `backup_dir` starts at (its training metadata), 0 without a backup."""
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        try:
+            return int(json.loads((Path(backup_dir) / name).read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return 0
+
+
+def drop_logged_epochs(csv_path, first_epoch):
+    """Removes the CSV rows of epochs >= `first_epoch`: a resumed run trains and logs them again."""
+    csv_path = Path(csv_path)
+    if not csv_path.exists():
+        return
+    lines = csv_path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < first_epoch]
+    if len(kept) < len(lines):
+        csv_path.write_text("".join(kept))
+        log(f"resuming at epoch {first_epoch + 1}: dropped {len(lines) - len(kept)} logged row(s) of later epochs")
+
+
 def plot_curves(csv_path, png_path):
     """PNG of loss and accuracy, train and dev, per epoch."""
     import csv
@@ -247,6 +294,8 @@ def train(config, run_dir):
             jit_compile=settings.jit_compile,
         )
         model.build()
+        if strategy is not tf.distribute.get_strategy():  # a distribution strategy: Keras needs a hand
+            distribute.enable_distributed_fit(model)
     (run_dir / "model_config.json").write_text(json.dumps(model.get_config(), indent=2))
     log(f"model {config.model.preset}: {model.count_params():,} parameters")
 
@@ -262,11 +311,8 @@ def train(config, run_dir):
                 every=settings.dev_bleu_every,
             )
         )
+    csv_path = run_dir / "logs" / "training.csv"
     callbacks += [
-        # Two copies: a kill while one is being written leaves the other to resume from.
-        keras.callbacks.BackupAndRestore(
-            str(run_dir / "backup"), save_freq=settings.backup_every_steps or "epoch", double_checkpoint=True
-        ),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "checkpoints" / "best.weights.h5"),
             monitor=monitor,
@@ -277,13 +323,16 @@ def train(config, run_dir):
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "checkpoints" / "last.weights.h5"), save_weights_only=True
         ),
-        keras.callbacks.CSVLogger(str(run_dir / "logs" / "training.csv"), append=True),
+        keras.callbacks.CSVLogger(str(csv_path), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs" / "tensorboard"), write_graph=False),
     ]
     if settings.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=settings.early_stopping_patience)
         )
+    # Last: an epoch is marked done in the backup only after everything it writes is written.
+    callbacks.append(EpochAndStepBackup(str(run_dir / "backup"), save_freq=settings.backup_every_steps or "epoch"))
+    drop_logged_epochs(csv_path, resumed_epoch(run_dir / "backup"))
     history = model.fit(
         train_data,
         epochs=settings.epochs,

@@ -22,6 +22,9 @@ def test_default_config_is_valid():
         ("model.preset=huge", "model.preset must be one of"),
         ("model.overrides.num_heads=3", "d_model=256 and num_heads=3"),
         ("model.overrides.depth=3", "unknown key model.overrides.depth"),
+        ("model.overrides.shared=1", "unknown key model.overrides.shared"),  # a local variable's name
+        ("model.overrides.source_vocab_size=9", "unknown key model.overrides.source_vocab_size"),
+        ("training.epochs=abc", "training.epochs must be of type int"),
         ("tokenizer.lowercase=maybe", "tokenizer.lowercase must be of type bool"),
         ("bogus.key=1", "unknown section bogus"),
         ("training.token_budget=16", "training.token_budget must be at least"),
@@ -34,6 +37,7 @@ def test_bad_values_are_named(override, message):
         load_config("training/configs/small-fr-en.yaml", [override])
 
 
+@pytest.mark.slow
 def test_train_command_fails_fast_on_a_bad_config(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("training:\n  epochs: -1\n")

@@ -33,10 +33,17 @@ sys.meta_path.insert(0, Refuse())
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
 inputs = [bytes.fromhex(h) for h in json.loads(sys.argv[2])]
-translate = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-outputs = translate(text=tf.constant(inputs))
+signatures = tf.saved_model.load(sys.argv[1]).signatures
+outputs = signatures["serving_default"](text=tf.constant(inputs))
+beams = signatures["beam_search"](text=tf.constant(inputs))
+sampled = signatures["sample"](text=tf.constant(inputs), temperature=tf.constant(1.0), top_k=tf.constant(0),
+                               top_p=tf.constant(1.0), seed=tf.constant(3))
 print(json.dumps({"translation": [t.decode("utf-8") for t in outputs["translation"].numpy()],
                   "score": [float(s) for s in outputs["score"].numpy()],
+                  "n_best": [[t.decode("utf-8") for t in row] for row in beams["n_best"].numpy()],
+                  "beam_scores": beams["scores"].numpy().tolist(),
+                  "sampled": [t.decode("utf-8") for t in sampled["translation"].numpy()],
+                  "sampled_score": [float(s) for s in sampled["score"].numpy()],
                   "modules": sorted(m for m in sys.modules if m.startswith(("keras_seq2seq", "keras_hub")))}))
 """
 
@@ -69,6 +76,12 @@ def test_fresh_process_matches_in_process_translations(exported):
     assert loaded["score"] == pytest.approx([float(s) for s in expected["score"].numpy()], abs=1e-4)
     assert loaded["translation"][0] == "I am a student."
     assert len(loaded["translation"]) == len(inputs)
+    # Empty and blank sources: empty translations with score 0, in every signature.
+    for index in (1, 2):
+        assert loaded["translation"][index] == "" and loaded["score"][index] == 0.0
+        assert loaded["n_best"][index] == [""] * 4 and loaded["beam_scores"][index] == [0.0] * 4
+        assert loaded["sampled"][index] == "" and loaded["sampled_score"][index] == 0.0
+    assert all(loaded["n_best"][0]) and loaded["beam_scores"][0][0] < 0
     # Neither this package nor keras-hub was needed to load and run it.
     assert loaded["modules"] == []
 

@@ -77,7 +77,6 @@ def test_schedule_warms_up_then_decays():
     np.testing.assert_allclose(rates[3], 256**-0.5 * 400**-0.5, rtol=1e-5)
 
 
-@pytest.mark.slow
 def test_nan_guard_stops_before_anything_is_saved():
     import math
 

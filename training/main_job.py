@@ -20,22 +20,29 @@ def step(title):
     print(f"\n=== {title} ===", flush=True)
 
 
+def _run(argv):
+    """`keras-seq2seq ARGV`; stops this job with its status when the command fails."""
+    status = cli.main(argv)
+    if status:
+        sys.exit(status)
+
+
 def main():
     from keras_seq2seq.data.fetch import default_corpus_files
 
     step("1/5 corpus (keras-seq2seq fetch-corpus)")
-    cli.main(["fetch-corpus"])
+    _run(["fetch-corpus"])
     files = default_corpus_files()
 
     step("2/5 training a short demo run (training/configs/demo-fr-en.yaml)")
-    cli.main(["train", "--config", str(ROOT / "training/configs/demo-fr-en.yaml"), "--output", str(RUN_DIR)])
+    _run(["train", "--config", str(ROOT / "training/configs/demo-fr-en.yaml"), "--output", str(RUN_DIR)])
 
     step("3/5 exporting the demo run to a string-in, string-out SavedModel")
-    cli.main(["export", str(RUN_DIR), "--output", str(DEMO_MODEL), "--checkpoint", "last"])
+    _run(["export", str(RUN_DIR), "--output", str(DEMO_MODEL), "--checkpoint", "last"])
 
     step("4/5 evaluating on the first 500 dev pairs")
-    cli.main(["evaluate", "--model", str(DEMO_MODEL), "--data", str(files["dev"]), "--limit", "500",
-              "--output", str(RUN_DIR / "evaluation")])
+    _run(["evaluate", "--model", str(DEMO_MODEL), "--data", str(files["dev"]), "--limit", "500",
+          "--output", str(RUN_DIR / "evaluation")])
 
     step("5/5 translating")
     models = [DEMO_MODEL] + ([SHIPPED_MODEL] if (SHIPPED_MODEL / "saved_model.pb").exists() else [])

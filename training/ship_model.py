@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import sys
 from pathlib import Path
 
 from keras_seq2seq import cli
@@ -46,6 +47,13 @@ def training_seconds(log_path):
     return sum(int(seconds) for seconds in re.findall(r"^\d+/\d+ - (\d+)s - ", Path(log_path).read_text(), re.M))
 
 
+def _run(argv):
+    """`keras-seq2seq ARGV`; stops this job with its status when the command fails."""
+    status = cli.main(argv)
+    if status:
+        sys.exit(status)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir")
@@ -56,7 +64,7 @@ def main():
     args = parser.parse_args()
     run_dir, output = Path(args.run_dir), Path(args.output)
 
-    cli.main(["export", str(run_dir), "--output", str(output), "--checkpoint", args.checkpoint])
+    _run(["export", str(run_dir), "--output", str(output), "--checkpoint", args.checkpoint])
     scores = {}
     for name, beam in (("greedy", []), ("beam4", ["--beam"])):
         scores[name] = cli.command_evaluate(

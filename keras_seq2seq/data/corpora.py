@@ -11,6 +11,8 @@ import unicodedata
 import zipfile
 from pathlib import Path
 
+from keras_seq2seq.errors import InputError
+
 # No-break, narrow no-break and thin spaces (French typography puts them before
 # punctuation) and other odd blanks become plain spaces; zero-width characters go.
 _SPACES = re.compile(r"[\u00a0\u202f\u2009\u2007\u2002\u2003\u3000\t]+")
@@ -28,7 +30,7 @@ def normalize_text(text):
     return _MULTIPLE_SPACES.sub(" ", text).strip()
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """A bad line in strict mode: names the file, the line and what is wrong."""
 
 
