@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_seq2seq.data.tokenizers import END_ID, PAD_ID, START_ID
 from keras_seq2seq.decoding.cache import while_in_cache_blocks
-from keras_seq2seq.decoding.length import cache_block_sizes, output_length_limits
+from keras_seq2seq.decoding.length import cache_block_sizes, decoding_limits
 from keras_seq2seq.decoding.length import length_penalty as gnmt_length_penalty
 from keras_seq2seq.decoding.step import as_decoding_step
 
@@ -132,10 +132,7 @@ def beam_search(
     step_fn = as_decoding_step(model)
     source_ids = tf.convert_to_tensor(source_ids, tf.int32)
     batch_size = tf.shape(source_ids)[0]
-    cap = max_output_length or step_fn.max_length - 1
-    sentence_limits = output_length_limits(source_ids, cap + 1)
-    if suppress_end:
-        sentence_limits = tf.fill([batch_size], cap)
+    cap, sentence_limits = decoding_limits(source_ids, max_output_length, step_fn.max_length, suppress_end)
     limits = tf.repeat(sentence_limits, beam_size)
     steps = tf.reduce_max(sentence_limits)
     encoded = encoded or step_fn.encode(source_ids)

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from keras_seq2seq.data.tokenizers import END_ID, PAD_ID, START_ID
 from keras_seq2seq.decoding.cache import while_in_cache_blocks
-from keras_seq2seq.decoding.length import cache_block_sizes, output_length_limits
+from keras_seq2seq.decoding.length import cache_block_sizes, decoding_limits
 from keras_seq2seq.decoding.step import as_decoding_step
 
 
@@ -109,10 +109,7 @@ def _decode(model, source_ids, choose, max_output_length, suppress_end, static_s
     step_fn = as_decoding_step(model)
     source_ids = tf.convert_to_tensor(source_ids, tf.int32)
     batch_size = tf.shape(source_ids)[0]
-    cap = max_output_length or step_fn.max_length - 1
-    limits = output_length_limits(source_ids, cap + 1)
-    if suppress_end:
-        limits = tf.fill([batch_size], cap)
+    cap, limits = decoding_limits(source_ids, max_output_length, step_fn.max_length, suppress_end)
     steps = tf.reduce_max(limits)
     encoded = encoded or step_fn.encode(source_ids)
     end_penalty = tf.one_hot(END_ID, step_fn.vocab_size, on_value=-1e9, off_value=0.0)

@@ -18,6 +18,16 @@ def output_length_limits(source_ids, max_length, ratio=1.5, extra=10):
     return tf.minimum(limits, max_length - 1)
 
 
+def decoding_limits(source_ids, max_output_length, model_max_length, suppress_end=False):
+    """`(cap, limits)` of a search: the overall cap on output tokens (`max_output_length`, or
+    `model_max_length - 1`) and each sentence's limit [batch] (`output_length_limits` under the
+    cap; the cap itself for every sentence with `suppress_end`, which forces that length)."""
+    cap = max_output_length or model_max_length - 1
+    if suppress_end:
+        return cap, tf.fill([tf.shape(source_ids)[0]], cap)
+    return cap, output_length_limits(source_ids, cap + 1)
+
+
 def bucketed_length(length):
     """`length` (an int or an int tensor) rounded up to a multiple of LENGTH_BUCKET."""
     return (length + LENGTH_BUCKET - 1) // LENGTH_BUCKET * LENGTH_BUCKET
