@@ -342,24 +342,17 @@ def _load_export(path):
 
     from keras_seq2seq.data.tokenizers import make_tokenizer
     from keras_seq2seq.models import Seq2SeqTransformer
-    from keras_seq2seq.models.presets import preset_config
 
     extra = path / "assets.extra"
-    if (extra / SOURCE_PROTO).exists():
-        source_proto, target_proto = (extra / SOURCE_PROTO).read_bytes(), (extra / TARGET_PROTO).read_bytes()
-    else:
-        source_proto, target_proto = _protos_from_graph(path)
-    source, target = make_tokenizer(source_proto), make_tokenizer(target_proto)
-    if (extra / MODEL_CONFIG).exists():
-        config = json.loads((extra / MODEL_CONFIG).read_text())
-    else:  # exports from before model_config.json: the run configuration's preset
-        run_config = json.loads((extra / "config.json").read_text())
-        config = preset_config(run_config["model"]["preset"], **run_config["model"]["overrides"])
-        config.update(
-            source_vocab_size=source.vocabulary_size(),
-            target_vocab_size=target.vocabulary_size(),
-            max_length=max(config.get("max_length", 0), run_config["training"]["max_length"]),
+    missing = [name for name in (SOURCE_PROTO, TARGET_PROTO, MODEL_CONFIG) if not (extra / name).is_file()]
+    if missing:
+        raise InputError(
+            f"{path} is a SavedModel without {', '.join(missing)} in assets.extra/: it was not exported by "
+            "keras-seq2seq (or by a version before 0.1.0), so it cannot be loaded back into Keras"
         )
+    source = make_tokenizer((extra / SOURCE_PROTO).read_bytes())
+    target = make_tokenizer((extra / TARGET_PROTO).read_bytes())
+    config = json.loads((extra / MODEL_CONFIG).read_text())
     model = Seq2SeqTransformer.from_config({**config, "dtype": "float32"})
     model.build()
     _restore_variables(model, path / "variables" / "variables")
@@ -381,26 +374,3 @@ def _restore_variables(model, checkpoint):
     missing = [weight.path for weight in model.weights if id(weight) not in assigned]
     if missing:
         raise ValueError(f"{checkpoint}: no saved value for {len(missing)} weights, first {missing[:3]}")
-
-
-def _protos_from_graph(path):
-    """The (source, target) SentencePiece models embedded in an export's graph."""
-    import sentencepiece
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
-    graph = saved_model.meta_graphs[0].graph_def
-    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
-    protos = list({node.attr["model"].s: None for node in nodes if node.op == "SentencepieceOp"})
-    if len(protos) != 2:
-        raise ValueError(f"{path}: expected 2 SentencePiece models in the graph, found {len(protos)}")
-    # The source tokenizer is the one `tokenize_source` uses.
-    probe = "Je suis étudiant. I am a student."
-    loaded = tf.saved_model.load(str(path))
-    expected = loaded.signatures["tokenize_source"](text=tf.constant([probe]))["token_ids"][0].numpy()
-    expected = [int(i) for i in expected if i]
-    for index, proto in enumerate(protos):
-        if sentencepiece.SentencePieceProcessor(model_proto=proto).encode(probe) == expected:
-            return proto, protos[1 - index]
-    raise ValueError(f"{path}: cannot tell the source tokenizer from the target one")

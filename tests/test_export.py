@@ -126,12 +126,17 @@ def test_an_export_loads_back_into_an_identical_keras_model(exported, tmp_path, 
 
     import numpy as np
 
+    from keras_seq2seq.errors import InputError
+
     translator, path = exported
     copy = tmp_path / "copy"
     shutil.copytree(path, copy)
-    if not with_extra_files:  # an export from before assets.extra held them: read the graph
+    if not with_extra_files:  # not a keras-seq2seq export: say what is missing, do not guess
         for name in ("source.spm.model", "target.spm.model"):
             (copy / "assets.extra" / name).unlink()
+        with pytest.raises(InputError, match="without source.spm.model, target.spm.model in assets.extra"):
+            load_run(copy)
+        return
     model, source, target = load_run(copy)
     for original, restored in zip(translator.model.weights, model.weights, strict=True):
         np.testing.assert_array_equal(original.numpy(), restored.numpy())
@@ -156,3 +161,28 @@ def test_each_decoding_loop_is_stored_once(exported):
     names = sorted(name.removeprefix("__inference_").rsplit("_", 1)[0] for name in compiled)
     expected = ["_beam", "_beam_from_ids", "_encode", "_greedy", "_greedy_from_ids", "_sample", "_sample_from_ids"]
     assert names == expected, compiled
+
+
+def test_signatures_called_from_8_threads_at_once_give_the_sequential_outputs(exported):
+    """Greedy and beam signatures of the loaded SavedModel, 8 threads at once, batches of 1 to 64."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, path = exported
+    loaded = tf.saved_model.load(str(path))
+    sentences = ["Je suis étudiant.", "Va !", "Il est là, je crois ?", "Salut.", "Je ne sais pas."]
+    requests = [
+        (signature, [sentences[(start + i) % len(sentences)] for i in range(size)])
+        for start, (signature, size) in enumerate(
+            (signature, size) for size in (1, 3, 8, 17, 64) for signature in ("serving_default", "beam_search")
+        )
+    ]
+
+    def call(request):
+        signature, batch = request
+        outputs = loaded.signatures[signature](text=tf.constant(batch))
+        return {key: value.numpy().tolist() for key, value in outputs.items()}
+
+    sequential = [call(request) for request in requests]
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(call, requests * 2))
+    assert concurrent == sequential * 2

@@ -1,0 +1,67 @@
+"""The `keras-seq2seq` command on exports, each step through the real command: every `export`
+option (a checkpoint, --no-xla, --format ctranslate2, re-exporting an export), then `translate`
+(--file with blank lines, --beam --n-best) and `evaluate` on the SavedModels."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+COMMAND = str(Path(sys.executable).parent / "keras-seq2seq")
+SAMPLE = Path(__file__).resolve().parent / "fixtures" / "tatoeba-sample.txt"
+
+
+def _run(*arguments, cwd):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([COMMAND, *map(str, arguments)], capture_output=True, text=True, timeout=600,
+                            env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def exports(tiny_run, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli-exports")
+    run_dir = tiny_run[0]
+    _run("export", run_dir, "--checkpoint", "last", "--output", tmp / "xla", cwd=tmp)
+    _run("export", run_dir, "--checkpoint", "last", "--no-xla", "--output", tmp / "plain", cwd=tmp)
+    _run("export", tmp / "xla", "--output", tmp / "again", cwd=tmp)  # an export exported again
+    _run("export", run_dir, "--checkpoint", "last", "--format", "ctranslate2", "--output", tmp / "ct2", cwd=tmp)
+    (tmp / "input.txt").write_text("Je suis étudiant.\n\n   \nVa !\n")
+    return tmp
+
+
+def test_every_export_option_writes_a_model(exports):
+    for name in ("xla", "plain", "again"):
+        assert (exports / name / "saved_model.pb").is_file()
+        assert (exports / name / "assets.extra" / "model_config.json").is_file()
+    assert (exports / "ct2" / "model.bin").is_file()
+
+
+def test_translate_a_file_one_line_per_line_blank_for_blank(exports):
+    outputs = {
+        name: _run("translate", "--model", exports / name, "--file", exports / "input.txt", cwd=exports).splitlines()
+        for name in ("xla", "plain", "again")
+    }
+    assert outputs["xla"][:3] == ["I am a student.", "", ""] and len(outputs["xla"]) == 4
+    assert outputs["plain"] == outputs["xla"] and outputs["again"] == outputs["xla"]
+
+
+def test_translate_n_best_with_beam_search(exports):
+    lines = _run("translate", "--model", exports / "xla", "--beam", "--n-best", "2", "--file",
+                 exports / "input.txt", cwd=exports).splitlines()
+    assert len(lines) == 8  # 2 per input line
+    assert lines[0].endswith("\tI am a student.")
+    assert lines[2:6] == ["0.000\t"] * 4  # the blank lines: empty hypotheses, score 0
+
+
+def test_evaluate_a_savedmodel(exports):
+    _run("evaluate", "--model", exports / "plain", "--data", SAMPLE, "--limit", "16", "--beam",
+         "--output", exports / "evaluation", cwd=exports)
+    scores = json.loads((exports / "evaluation" / "scores.json").read_text())
+    assert scores["sentences"] == 16 and scores["decoding"] == "beam search"
+    hypotheses = (exports / "evaluation" / "hypotheses.txt").read_text().splitlines()
+    assert len(hypotheses) == 16 and hypotheses[0] == "I am a student."
