@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_seq2seq.atomic import atomic_directory
 from keras_seq2seq.layers.positional_embedding import sinusoidal_positions
 
 
@@ -121,7 +122,6 @@ def convert(model, source_tokenizer, target_tokenizer, output_dir, quantization=
     spec = build_spec(model, source_tokenizer.get_vocabulary(), target_tokenizer.get_vocabulary())
     spec.validate()
     spec.optimize(quantization=quantization)
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    spec.save(str(output_dir))
-    return output_dir
+    with atomic_directory(output_dir) as staging:  # a killed conversion leaves the previous model or none
+        spec.save(str(staging))
+    return Path(output_dir)

@@ -14,11 +14,11 @@ every signature (the beam search's n-best too).
 """
 
 import json
-import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
+from keras_seq2seq.atomic import atomic_directory
 from keras_seq2seq.data.tokenizers import PAD_ID
 from keras_seq2seq.decoding import DecodingStep, Encoded, beam_search, bucketed_length, greedy_decode, sample_decode
 from keras_seq2seq.decoding.xla_cpu import StepWeights, XlaCpuStep, token_positions
@@ -248,11 +248,10 @@ def export_translator(translator, output_dir, extra_files=None):
 
     assets.extra/ also receives `model_config.json` and the two SentencePiece models,
     so `load_run` can rebuild the Keras model from the export (to fine-tune it, or to
-    export it again with other options).
+    export it again with other options). The export is written beside `output_dir` and
+    renamed into place when complete (`atomic_directory`): a killed export leaves the
+    previous model at `output_dir`, or none, never part of one.
     """
-    output_dir = Path(output_dir)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
     # Run once first: the SentencePiece resources then exist outside the saving trace,
     # and the translator keeps working in this process after the export.
     translator.translate(tf.constant(["."]))
@@ -273,21 +272,22 @@ def export_translator(translator, output_dir, extra_files=None):
     # Weights in files of at most 40 MB: the shipped model lives in git, where hosts refuse large files.
     sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=40 * 2**20)
     options = tf.saved_model.SaveOptions(experimental_sharding_callback=sharding)
-    tf.saved_model.save(holder, str(output_dir), signatures=signatures, options=options)
-    extra = output_dir / "assets.extra"
-    extra.mkdir(exist_ok=True)
-    files = {
-        MODEL_CONFIG: translator.model.get_config(),
-        SOURCE_PROTO: translator.source_tokenizer.proto,
-        TARGET_PROTO: translator.target_tokenizer.proto,
-        **(extra_files or {}),
-    }
-    for name, content in files.items():
-        if isinstance(content, bytes):
-            (extra / name).write_bytes(content)
-        else:
-            (extra / name).write_text(content if isinstance(content, str) else json.dumps(content, indent=2))
-    return output_dir
+    with atomic_directory(output_dir) as staging:
+        tf.saved_model.save(holder, str(staging), signatures=signatures, options=options)
+        extra = staging / "assets.extra"
+        extra.mkdir(exist_ok=True)
+        files = {
+            MODEL_CONFIG: translator.model.get_config(),
+            SOURCE_PROTO: translator.source_tokenizer.proto,
+            TARGET_PROTO: translator.target_tokenizer.proto,
+            **(extra_files or {}),
+        }
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                (extra / name).write_bytes(content)
+            else:
+                (extra / name).write_text(content if isinstance(content, str) else json.dumps(content, indent=2))
+    return Path(output_dir)
 
 
 MODEL_CONFIG = "model_config.json"
@@ -318,7 +318,14 @@ def load_run(path, checkpoint="best"):
     if not weights.is_file():
         present = sorted(p.name.split(".")[0] for p in (path / "checkpoints").glob("*.weights.h5"))
         raise InputError(f"{path} has no {checkpoint} checkpoint ({weights} is missing); it has: {present or 'none'}")
-    model.load_weights(str(weights))
+    try:
+        model.load_weights(str(weights))
+    except (OSError, ValueError) as error:
+        others = [p.name for p in (path / "checkpoints").glob("*.weights.h5") if p != weights]
+        raise InputError(
+            f"{weights} cannot be read ({' '.join(str(error).split())[:200]}): it may be truncated or "
+            f"corrupt; other checkpoints here: {others or 'none'} (--checkpoint best or last)"
+        ) from error
     source = make_tokenizer(path / "tokenizers" / "source.model")
     target = make_tokenizer(path / "tokenizers" / "target.model")
     return model, source, target

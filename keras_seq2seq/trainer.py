@@ -180,10 +180,20 @@ class EpochAndStepBackup(keras.callbacks.BackupAndRestore):
 
 
 def resumed_epoch(backup_dir):
-    """The epoch a run resumed from `backup_dir` starts at (its training metadata), 0 without a backup."""
-    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+    """The epoch a run resumed from `backup_dir` starts at, 0 without a backup.
+
+    As Keras' `BackupAndRestore` chooses: the latest copy, or the previous one (`.bkp`)
+    when the latest weights cannot be read (a kill while they were written).
+    """
+    import h5py
+
+    backup_dir = Path(backup_dir)
+    for suffix in ("", ".bkp"):
+        weights = backup_dir / f"latest.weights.h5{suffix}"
         try:
-            return int(json.loads((Path(backup_dir) / name).read_text())["epoch"])
+            if weights.exists():
+                h5py.File(weights, "r").close()
+            return int(json.loads((backup_dir / f"training_metadata.json{suffix}").read_text())["epoch"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return 0

@@ -2,6 +2,7 @@
 exit status 2 and no traceback (`--debug` shows it). Each case runs the real command."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,8 @@ CASES = {
                                                 "{tmp}/empty is neither a SavedModel"),
     "export checkpoint missing": (["export", str(RUN), "--checkpoint", "last", "--output", "{tmp}/out"],
                                   "has no last checkpoint"),
+    "export of a truncated checkpoint": (["export", "{tmp}/truncated-run", "--output", "{tmp}/out"],
+                                         "{tmp}/truncated-run/checkpoints/best.weights.h5 cannot be read"),
     "export output is a file": (["export", str(RUN), "--output", "{tmp}/a-file"], "--output {tmp}/a-file is a file"),
     "translate file missing": (["translate", "--model", str(RUN), "--file", "{tmp}/none.txt"],
                                "--file {tmp}/none.txt: no such file"),
@@ -64,6 +67,9 @@ def inputs(tmp_path_factory):
     (tmp / "latin1.txt").write_bytes("Go.\tVa !\xa0\xe9t\xe9\n".encode("latin-1") * 3)
     (tmp / "a-file").write_text("not a directory")
     (tmp / "empty").mkdir()
+    shutil.copytree(RUN, tmp / "truncated-run")
+    weights = tmp / "truncated-run" / "checkpoints" / "best.weights.h5"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     return tmp
 
 

@@ -47,7 +47,10 @@ def _h5_arrays(path):
     return arrays
 
 
-def test_killed_after_an_epoch_is_logged_then_resumed(tmp_path):
+@pytest.mark.parametrize("truncated", [False, True], ids=["backup", "truncated_latest_backup"])
+def test_killed_after_an_epoch_is_logged_then_resumed(tmp_path, truncated):
+    """With the latest backup truncated (a kill while it was written), the run resumes from the
+    previous copy instead: 3 steps earlier."""
     run_dir = tmp_path / "run"
     killed = _train(run_dir, KILL_AFTER_EPOCH="1")
     assert killed.returncode == -9, killed.stderr[-2000:]
@@ -55,7 +58,14 @@ def test_killed_after_an_epoch_is_logged_then_resumed(tmp_path):
     metadata = json.loads((run_dir / "backup" / "training_metadata.json").read_text())
     # The last backup is a step backup inside epoch 1 (every 3 steps: after its 6th step).
     assert metadata == {"epoch": 1, "batch": 5}
-    backup_arrays = _h5_arrays(run_dir / "backup" / "latest.weights.h5")
+    backup_steps = STEPS + 6
+    if truncated:
+        latest = run_dir / "backup" / "latest.weights.h5"
+        latest.write_bytes(latest.read_bytes()[:1000])
+        assert json.loads((run_dir / "backup" / "training_metadata.json.bkp").read_text())["batch"] == 2
+        backup_arrays, backup_steps = _h5_arrays(run_dir / "backup" / "latest.weights.h5.bkp"), STEPS + 3
+    else:
+        backup_arrays = _h5_arrays(run_dir / "backup" / "latest.weights.h5")
 
     restored = tmp_path / "restored.npz"
     resumed = _train(run_dir, RECORD_RESTORED=str(restored))
@@ -63,9 +73,9 @@ def test_killed_after_an_epoch_is_logged_then_resumed(tmp_path):
     assert _logged_epochs(run_dir) == list(range(EPOCHS))  # each epoch once
     assert "dropped 1 logged row(s)" in resumed.stdout
     # The resumed run started from the backup: its optimizer step (epoch 0's 7 steps and 6 of
-    # epoch 1) and every weight as stored there.
+    # epoch 1, or 3 from the previous copy) and every weight as stored there.
     state = np.load(restored)
-    assert int(state["iterations"]) == STEPS + 6
+    assert int(state["iterations"]) == backup_steps
     weights = [state[name] for name in state.files if name.startswith("w")]
     assert len(weights) > 20
     for weight in weights:
