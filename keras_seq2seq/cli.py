@@ -250,6 +250,11 @@ def main(argv=None):
         message = error.args[-1] if isinstance(error, OSError) and error.filename is None else str(error)
         print(f"keras-seq2seq {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:  # training diverged (the NaN guard): a failure, not a bad input
+        if args.debug:
+            raise
+        print(f"keras-seq2seq {args.command}: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -82,3 +82,19 @@ def test_killed_after_an_epoch_is_logged_then_resumed(tmp_path, truncated):
         assert any(array.shape == weight.shape and np.array_equal(array, weight) for array in backup_arrays)
     # Keras deletes the backup when training ends.
     assert not (run_dir / "backup").exists()
+
+
+def test_a_nan_loss_stops_the_run_before_anything_is_saved(tmp_path):
+    """A NaN loss at epoch 1's third step (where a step backup is due): the run stops with one line,
+    and checkpoints/ and backup/ hold exactly what they held before that step."""
+    sys.path.insert(0, str(HELPER.parent))
+    from train_and_kill import saved_state
+
+    run_dir, snapshot = tmp_path / "run", tmp_path / "before.json"
+    result = _train(run_dir, NAN_AT_STEP=str(STEPS + 2), NAN_SNAPSHOT=str(snapshot))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "loss became nan at batch 2; stopped before saving" in result.stderr.strip().splitlines()[-1]
+    before = json.loads(snapshot.read_text())
+    assert {name.split("/")[0] for name in before} == {"checkpoints", "backup"}
+    assert saved_state(run_dir) == before

@@ -4,11 +4,16 @@ KILL_AFTER_EPOCH=K: SIGKILL this process right after epoch K's row is written to
     (before anything else of that epoch's end runs: the checkpoints, the backup).
 RECORD_RESTORED=PATH: after the backup is restored at the start of training, write the model's
     weights and the optimizer's step counter to PATH (.npz).
+NAN_AT_STEP=N: the loss the callbacks see at global step N is NaN; just before that step, the
+    files under checkpoints/ and backup/ are listed with their SHA-256 in NAN_SNAPSHOT (JSON).
 """
 
+import hashlib
+import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -35,6 +40,44 @@ def on_train_begin(self, logs=None):
         np.savez(record, iterations=int(self.model.optimizer.iterations.numpy()), **weights)
 
 
-keras.callbacks.CSVLogger.on_epoch_end = on_epoch_end
-trainer.EpochAndStepBackup.on_train_begin = on_train_begin
-sys.exit(cli.main(sys.argv[1:]))
+nan_at = int(os.environ.get("NAN_AT_STEP", "-1"))
+
+
+def saved_state(run_dir):
+    """{path under run_dir: SHA-256} of every file in checkpoints/ and backup/."""
+    files = sorted(p for name in ("checkpoints", "backup") for p in (run_dir / name).rglob("*") if p.is_file())
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+class InjectNaN(keras.callbacks.Callback):
+    """First among the callbacks: snapshots the run's saved state, then makes step `nan_at`'s loss NaN."""
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.run_dir, self.step = Path(run_dir), 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.step == nan_at:
+            snapshot = saved_state(self.run_dir)
+            Path(os.environ["NAN_SNAPSHOT"]).write_text(json.dumps(snapshot))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.step == nan_at and logs is not None:
+            logs["loss"] = float("nan")
+        self.step += 1
+
+
+fit = keras.Model.fit
+
+
+def fit_with_nan(self, *args, callbacks=None, **kwargs):
+    run_dir = Path(sys.argv[sys.argv.index("--output") + 1])
+    return fit(self, *args, callbacks=[InjectNaN(run_dir), *(callbacks or [])], **kwargs)
+
+
+if __name__ == "__main__":
+    keras.callbacks.CSVLogger.on_epoch_end = on_epoch_end
+    trainer.EpochAndStepBackup.on_train_begin = on_train_begin
+    if nan_at >= 0:
+        keras.Model.fit = fit_with_nan
+    sys.exit(cli.main(sys.argv[1:]))
