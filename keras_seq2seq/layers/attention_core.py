@@ -118,14 +118,6 @@ class MultiHeadAttentionCore(keras.layers.Layer):
         """
         return ops.transpose(self.split_heads(projected), (0, 2, 1, 3))
 
-    def attend(self, query, key, value, attention_mask, training=None):
-        """Attention over heads already split; returns (output, attention_probabilities).
-
-        Args: as `attention_context`, whose context this projects with the output layer.
-        """
-        context, probabilities = self.attention_context(query, key, value, attention_mask, training=training)
-        return self._output_dense(context), probabilities
-
     def attention_context(self, query, key, value, attention_mask, training=None):
         """The heads' merged context [batch, target_len, heads * head_dim], before the output
         projection, and the attention probabilities.
