@@ -78,6 +78,8 @@ class TrainingConfig:
     dev_bleu_sentences: int = 500
     # Mid-epoch backup every N steps (0: at epoch ends only).
     backup_every_steps: int = 200
+    # Keep each of the last N epochs' weights (checkpoints/epoch-NNN.weights.h5), for averaging.
+    keep_checkpoints: int = 0
     verbose: int = 1
 
 
@@ -123,6 +125,7 @@ _NON_NEGATIVE = {
     "training.clipnorm",
     "training.early_stopping_patience",
     "training.backup_every_steps",
+    "training.keep_checkpoints",
     "training.seed",
 }
 

@@ -161,6 +161,32 @@ class DevBleu(keras.callbacks.Callback):
         log(f"epoch {epoch + 1}: dev BLEU {logs['val_bleu']:.2f} on {len(self.sources)} sentences")
 
 
+class EpochCheckpoints(keras.callbacks.Callback):
+    """Saves `epoch-NNN.weights.h5` (NNN from 001) at each epoch's end and keeps the last `keep` of them.
+
+    Each file is written beside its final name and renamed in, so a kill never leaves a
+    truncated epoch checkpoint; these are what `keras-seq2seq average` averages.
+    """
+
+    def __init__(self, directory, keep):
+        super().__init__()
+        self.directory = Path(directory)
+        self.keep = keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = self.directory / f"epoch-{epoch + 1:03d}.weights.h5"
+        partial = self.directory / f".partial-{path.name}"
+        self.model.save_weights(str(partial))
+        os.replace(partial, path)
+        for old in epoch_checkpoints(self.directory)[: -self.keep]:
+            old.unlink()
+
+
+def epoch_checkpoints(directory):
+    """The epoch checkpoints in `directory`, oldest first."""
+    return sorted(Path(directory).glob("epoch-[0-9][0-9][0-9].weights.h5"))
+
+
 class EpochAndStepBackup(keras.callbacks.BackupAndRestore):
     """Keras' `BackupAndRestore` (two copies), saving every `save_freq` steps and at each epoch's end.
 
@@ -333,6 +359,7 @@ def train(config, run_dir):
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "checkpoints" / "last.weights.h5"), save_weights_only=True
         ),
+        *([EpochCheckpoints(run_dir / "checkpoints", settings.keep_checkpoints)] if settings.keep_checkpoints else []),
         keras.callbacks.CSVLogger(str(csv_path), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs" / "tensorboard"), write_graph=False),
     ]
