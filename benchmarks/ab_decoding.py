@@ -33,7 +33,7 @@ def export(length, output):
     try:  # the layout after the serving/ package was introduced
         from keras_seq2seq.serving import Translator, export_translator, load_run
     except ImportError:
-        from keras_seq2seq.export import Translator, export_translator, load_run
+        from keras_seq2seq import Translator, export_translator, load_run
 
     translator = Translator(*load_run(SHIPPED), force_output_length=length)
     export_translator(translator, output)

@@ -66,7 +66,7 @@ def ours_calls(length, sentences):
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
-    from keras_seq2seq.export import Translator, export_translator, load_run
+    from keras_seq2seq import Translator, export_translator, load_run
 
     translator = Translator(*load_run(SHIPPED), force_output_length=length)
     path = export_translator(translator, Path(tempfile.mkdtemp()) / "forced")
@@ -92,7 +92,7 @@ def uncached(length, sentences, repeats):
     import tensorflow as tf
 
     from keras_seq2seq.data.tokenizers import START_ID
-    from keras_seq2seq.export import load_run
+    from keras_seq2seq.runs import load_run
 
     model, source_tokenizer, _ = load_run(SHIPPED)
 
@@ -127,7 +127,7 @@ def keras_hub(length, sentences, repeats):
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from keras_seq2seq.data.tokenizers import START_ID
-    from keras_seq2seq.export import load_run
+    from keras_seq2seq.runs import load_run
     from training import VOCAB, dims, keras_hub_model
 
     _, source_tokenizer, _ = load_run(SHIPPED)
@@ -197,7 +197,7 @@ def ctranslate2_calls(length, sentences):
     import ctranslate2
 
     from keras_seq2seq.ctranslate2 import convert
-    from keras_seq2seq.export import load_run
+    from keras_seq2seq.runs import load_run
 
     model, source_tokenizer, target_tokenizer = load_run(SHIPPED)
     path = convert(model, source_tokenizer, target_tokenizer, Path(tempfile.mkdtemp()) / "ct2")

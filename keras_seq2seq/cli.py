@@ -24,22 +24,20 @@ def load_translate_fn(model_path, beam=False, n_best=1, sampling=None):
     draws the translation instead (`sample` signature).
     """
     import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the SavedModel uses)
 
-    from keras_seq2seq.export import _not_a_model
+    from keras_seq2seq.runs import RunDirectory, describe_non_model, load_run
+    from keras_seq2seq.serving.saved_model import is_saved_model, load_saved_model
 
-    model_path = Path(model_path)
-    if (model_path / "saved_model.pb").exists():
-        module = tf.saved_model.load(str(model_path))
-        signatures = module.signatures
-        signature = signatures["sample" if sampling else "beam_search" if beam else "serving_default"]
-    elif (model_path / "model_config.json").exists():
-        from keras_seq2seq.export import Translator, load_run
+    if is_saved_model(model_path):
+        module = load_saved_model(model_path)
+        signature = module.signatures["sample" if sampling else "beam_search" if beam else "serving_default"]
+    elif RunDirectory.is_run(model_path):
+        from keras_seq2seq.serving import Translator
 
         module = Translator(*load_run(model_path))
         signature = module.translate_sample if sampling else module.translate_beam if beam else module.translate
     else:
-        raise InputError(_not_a_model(model_path))
+        raise InputError(describe_non_model(model_path))
 
     extra = {}
     if sampling:
@@ -86,7 +84,8 @@ def command_train(args):
 
 
 def command_export(args):
-    from keras_seq2seq.export import Translator, export_translator, load_run
+    from keras_seq2seq.runs import load_run
+    from keras_seq2seq.serving import Translator, export_translator
 
     run_dir = Path(args.run_dir)
     _check_output_directory(args.output, "--output")
@@ -164,7 +163,7 @@ def command_evaluate(args):
 
 
 def command_plot_attention(args):
-    from keras_seq2seq.export import load_run
+    from keras_seq2seq.runs import load_run
     from keras_seq2seq.visualize import plot_cross_attention
 
     translation = plot_cross_attention(*load_run(args.model), args.sentence, args.output)
@@ -198,7 +197,10 @@ def build_parser():
     export = commands.add_parser("export", help="export a run as a string-to-string SavedModel")
     export.add_argument("run_dir", help="a training run directory, or an exported SavedModel to re-export")
     export.add_argument("--output", required=True)
-    export.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    export.add_argument(
+        "--checkpoint", default="best",
+        help="best, last, epoch-NNN, another name under the run's checkpoints/, or a .weights.h5 file",
+    )
     export.add_argument("--format", default="saved_model", choices=["saved_model", "ctranslate2"])
     export.add_argument("--no-xla", action="store_true", help="decode without XLA (runtimes that lack it)")
     export.add_argument("--quantization", default=None, help="ctranslate2 only: int8, bfloat16, ...")

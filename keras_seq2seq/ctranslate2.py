@@ -43,7 +43,7 @@ def _norm(spec, layer_norm):
 
 def _sublayer_norm(block, index):
     """The LayerNormalization around sublayer `index`: before it (pre-norm) or after the residual."""
-    if block.normalize_first:
+    if block.config.normalize_first:
         return block._pre_norms[index]
     return block._add_norms[index]._layer_norm
 
@@ -53,7 +53,7 @@ def _embeddings(stack_spec, stack, max_length):
     target = stack_spec.embeddings[0] if isinstance(stack_spec.embeddings, list) else stack_spec.embeddings
     target.weight = np.asarray(stack.embedding.embeddings, np.float32)
     stack_spec.scale_embeddings = True  # ours multiply by sqrt(d_model) too
-    table = sinusoidal_positions(np.arange(max_length), stack.d_model)
+    table = sinusoidal_positions(np.arange(max_length), stack.config.d_model)
     stack_spec.position_encodings.encodings = np.asarray(table, np.float32)
     if stack.final_norm is not None:
         _norm(stack_spec.layer_norm, stack.final_norm)
@@ -69,12 +69,12 @@ def build_spec(model, source_vocabulary, target_vocabulary):
             f"CTranslate2 conversion supports activation='relu' only, got activation={config['activation']!r}"
         )
     encoder, decoder = model.encoder, model.decoder
-    pre_norm = bool(encoder.blocks[0].normalize_first)
+    pre_norm = model.config.normalize_first
     spec = ctranslate2.specs.TransformerSpec.from_config(
-        (len(encoder.blocks), len(decoder.blocks)), decoder.blocks[0].num_heads, pre_norm=pre_norm
+        (len(encoder.blocks), len(decoder.blocks)), model.config.num_heads, pre_norm=pre_norm
     )
-    _embeddings(spec.encoder, encoder, model.max_length)
-    _embeddings(spec.decoder, decoder, model.max_length)
+    _embeddings(spec.encoder, encoder, model.config.max_length)
+    _embeddings(spec.decoder, decoder, model.config.max_length)
 
     for block_spec, block in zip(spec.encoder.layer, encoder.blocks, strict=True):
         attention = block.self_attention  # SelfMHA: query, then joint key-value projections
@@ -97,7 +97,7 @@ def build_spec(model, source_vocabulary, target_vocabulary):
         _dense(block_spec.ffn.linear_1, block.feed_forward._output_dense)
         _norm(block_spec.ffn.layer_norm, _sublayer_norm(block, 2))
 
-    if decoder.tie_embeddings:
+    if model.config.tie_embeddings:
         _linear(spec.decoder.projection, np.asarray(decoder.embedding.embeddings).T, decoder.output_bias)
     else:
         _dense(spec.decoder.projection, decoder.output_projection)

@@ -5,7 +5,6 @@ Command-line overrides use the same dotted names: `training.epochs=3`.
 """
 
 import dataclasses
-import inspect
 import json
 from pathlib import Path
 
@@ -93,6 +92,18 @@ class RunConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    def transformer_config(self, source_vocab_size, target_vocab_size):
+        """The model's `TransformerConfig`: the preset with its overrides and the tokenizers' sizes;
+        its `max_length` at least `training.max_length`."""
+        from keras_seq2seq.models import preset_config
+
+        preset = preset_config(self.model.preset, **self.model.overrides)
+        return preset.replace(
+            source_vocab_size=source_vocab_size,
+            target_vocab_size=target_vocab_size,
+            max_length=max(preset.max_length, self.training.max_length),
+        )
+
     def save(self, path):
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
 
@@ -172,20 +183,14 @@ def _build_section(section_name, section_class, values):
 
 
 def _check_model(config):
-    from keras_seq2seq.models import Seq2SeqTransformer, preset_config
+    from keras_seq2seq.models import TransformerConfig
 
-    parameters = inspect.signature(Seq2SeqTransformer.__init__).parameters
-    known = {
-        name for name, parameter in parameters.items()
-        if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and name != "self"
-    } - {"source_vocab_size", "target_vocab_size"}  # these come from the tokenizers
+    known = set(TransformerConfig.field_names()) - {"source_vocab_size", "target_vocab_size"}  # from the tokenizers
     for name in config.model.overrides:
         if name not in known:
             raise ConfigError(f"unknown key model.overrides.{name}; known keys: {sorted(known)}")
     try:
-        from keras_seq2seq.models import validate_model_config
-
-        validate_model_config(**preset_config(config.model.preset, **config.model.overrides))
+        config.transformer_config(source_vocab_size=1, target_vocab_size=1)
     except ValueError as error:
         raise ConfigError(f"model.overrides: {error}") from None
     corpus = config.corpus

@@ -1,13 +1,8 @@
 """Training a Seq2SeqTransformer from a `RunConfig` with `model.fit` under a `tf.distribute` strategy.
 
-The run directory holds everything needed to resume, evaluate and export:
-
-    config.json             the validated configuration
-    tokenizers/             source.model, target.model (SentencePiece protos)
-    model_config.json       the Seq2SeqTransformer arguments
-    checkpoints/best.weights.h5, last.weights.h5
-    backup/                 BackupAndRestore state (a killed run resumes from here)
-    logs/                   training.csv, TensorBoard events, curves.png
+Everything the run writes (configuration, tokenizers, checkpoints, backup, logs) goes to a
+`RunDirectory` (see `keras_seq2seq.runs` for the layout); a run started again in the same
+directory resumes from its backup.
 """
 
 import json
@@ -23,7 +18,8 @@ from keras_seq2seq.data import corpora, pipeline, tokenizers
 from keras_seq2seq.data.fetch import default_corpus_files
 from keras_seq2seq.distribute import worker_index
 from keras_seq2seq.errors import InputError
-from keras_seq2seq.models import Seq2SeqTransformer, preset_config
+from keras_seq2seq.models import Seq2SeqTransformer
+from keras_seq2seq.runs import RunDirectory
 from keras_seq2seq.objectives import MaskedAccuracy, MaskedCrossEntropy, TransformerSchedule
 from keras_seq2seq.optimizers import FusedAdam
 
@@ -61,10 +57,9 @@ def load_pairs(corpus):
     return train, pairs["dev"]
 
 
-def prepare_tokenizers(config, train_pairs, run_dir):
-    """Trains the SentencePiece models on the training pairs, or reloads the run's own."""
-    directory = Path(run_dir) / "tokenizers"
-    paths = {"source": directory / "source.model", "target": directory / "target.model"}
+def prepare_tokenizers(config, train_pairs, run):
+    """Trains the SentencePiece models on the training pairs, or reloads the run's own (a `RunDirectory`)."""
+    paths = {side: run.tokenizer(side) for side in ("source", "target")}
     if not all(path.exists() for path in paths.values()):
         settings = config.tokenizer
         train = lambda texts, size: tokenizers.train_sentencepiece(
@@ -82,8 +77,8 @@ def prepare_tokenizers(config, train_pairs, run_dir):
             }
         for name, proto in protos.items():
             tokenizers.save_proto(proto, paths[name])
-        log(f"trained SentencePiece tokenizers in {directory}")
-    return tokenizers.make_tokenizer(paths["source"]), tokenizers.make_tokenizer(paths["target"])
+        log(f"trained SentencePiece tokenizers in {run.tokenizers}")
+    return run.load_tokenizers()
 
 
 def make_strategy(name):
@@ -142,7 +137,7 @@ class DevBleu(keras.callbacks.Callback):
         self.batch_size = batch_size
 
     def on_train_begin(self, logs=None):
-        from keras_seq2seq.export import Translator
+        from keras_seq2seq.serving import Translator
 
         # Compiled once; its steps read the layers' weights, which change between epochs.
         self.translator = Translator(self.model, *self.tokenizers, step_copies=False)
@@ -168,23 +163,18 @@ class EpochCheckpoints(keras.callbacks.Callback):
     truncated epoch checkpoint; these are what `keras-seq2seq average` averages.
     """
 
-    def __init__(self, directory, keep):
+    def __init__(self, run, keep):
         super().__init__()
-        self.directory = Path(directory)
+        self.run = run
         self.keep = keep
 
     def on_epoch_end(self, epoch, logs=None):
-        path = self.directory / f"epoch-{epoch + 1:03d}.weights.h5"
-        partial = self.directory / f".partial-{path.name}"
+        path = self.run.epoch_checkpoint(epoch + 1)
+        partial = path.with_name(f".partial-{path.name}")
         self.model.save_weights(str(partial))
         os.replace(partial, path)
-        for old in epoch_checkpoints(self.directory)[: -self.keep]:
+        for old in self.run.epoch_checkpoints()[: -self.keep]:
             old.unlink()
-
-
-def epoch_checkpoints(directory):
-    """The epoch checkpoints in `directory`, oldest first."""
-    return sorted(Path(directory).glob("epoch-[0-9][0-9][0-9].weights.h5"))
 
 
 class EpochAndStepBackup(keras.callbacks.BackupAndRestore):
@@ -264,32 +254,22 @@ def plot_curves(csv_path, png_path):
     plt.close(figure)
 
 
-def build_model(config, source_vocab_size, target_vocab_size):
-    model_args = preset_config(config.model.preset, **config.model.overrides)
-    model_args["max_length"] = max(model_args.get("max_length", 0), config.training.max_length)
-    model = Seq2SeqTransformer(
-        source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size, **model_args
-    )
-    return model, model_args
-
-
 def train(config, run_dir):
     """Runs (or resumes) the training described by `config` in `run_dir`; returns the Keras History."""
     settings = config.training
     # First: multi-worker collectives must be configured before any other TensorFlow op runs.
     strategy = make_strategy(settings.strategy)
-    run_dir = Path(run_dir)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and worker_index() > 0:
-        run_dir = run_dir / "workers" / str(worker_index())  # only the chief writes the run itself
-    for sub in ("checkpoints", "logs", "tokenizers"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.json")
+    run = RunDirectory(run_dir)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        run = run.worker(worker_index())  # only the chief writes the run itself
+    run.create()
+    config.save(run.config)
     keras.utils.set_random_seed(settings.seed)
     if settings.precision != "float32":
         keras.mixed_precision.set_global_policy(settings.precision)
 
     train_pairs, dev_pairs = load_pairs(config.corpus)
-    source_tokenizer, target_tokenizer = prepare_tokenizers(config, train_pairs, run_dir)
+    source_tokenizer, target_tokenizer = prepare_tokenizers(config, train_pairs, run)
     encoded = {}
     for name, pairs in (("train", train_pairs), ("dev", dev_pairs)):
         source_ids, target_ids, report = pipeline.encode_pairs(
@@ -313,11 +293,11 @@ def train(config, run_dir):
     log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); "
         f"{steps_per_epoch} steps per epoch")
     with strategy.scope():
-        model, model_args = build_model(
-            config, source_tokenizer.vocabulary_size(), target_tokenizer.vocabulary_size()
+        model = Seq2SeqTransformer(
+            config.transformer_config(source_tokenizer.vocabulary_size(), target_tokenizer.vocabulary_size())
         )
         optimizer = FusedAdam(
-            TransformerSchedule(model.d_model, settings.warmup_steps, settings.lr_scale),
+            TransformerSchedule(model.config.d_model, settings.warmup_steps, settings.lr_scale),
             beta_1=0.9,
             beta_2=0.98,
             epsilon=1e-9,
@@ -332,7 +312,7 @@ def train(config, run_dir):
         model.build()
         if strategy is not tf.distribute.get_strategy():  # a distribution strategy: Keras needs a hand
             distribute.enable_distributed_fit(model)
-    (run_dir / "model_config.json").write_text(json.dumps(model.get_config(), indent=2))
+    run.write_model_config(model)
     log(f"model {config.model.preset}: {model.count_params():,} parameters")
 
     callbacks = [NaNGuard(), LearningRateLogger()]
@@ -347,29 +327,28 @@ def train(config, run_dir):
                 every=settings.dev_bleu_every,
             )
         )
-    csv_path = run_dir / "logs" / "training.csv"
     callbacks += [
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / "checkpoints" / "best.weights.h5"),
+            str(run.checkpoint("best")),
             monitor=monitor,
             mode=mode,
             save_best_only=True,
             save_weights_only=True,
         ),
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / "checkpoints" / "last.weights.h5"), save_weights_only=True
+            str(run.checkpoint("last")), save_weights_only=True
         ),
-        *([EpochCheckpoints(run_dir / "checkpoints", settings.keep_checkpoints)] if settings.keep_checkpoints else []),
-        keras.callbacks.CSVLogger(str(csv_path), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs" / "tensorboard"), write_graph=False),
+        *([EpochCheckpoints(run, settings.keep_checkpoints)] if settings.keep_checkpoints else []),
+        keras.callbacks.CSVLogger(str(run.training_log), append=True),
+        keras.callbacks.TensorBoard(str(run.tensorboard), write_graph=False),
     ]
     if settings.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=settings.early_stopping_patience)
         )
     # Last: an epoch is marked done in the backup only after everything it writes is written.
-    callbacks.append(EpochAndStepBackup(str(run_dir / "backup"), save_freq=settings.backup_every_steps or "epoch"))
-    drop_logged_epochs(csv_path, resumed_epoch(run_dir / "backup"))
+    callbacks.append(EpochAndStepBackup(str(run.backup), save_freq=settings.backup_every_steps or "epoch"))
+    drop_logged_epochs(run.training_log, resumed_epoch(run.backup))
     history = model.fit(
         train_data,
         epochs=settings.epochs,
@@ -378,6 +357,6 @@ def train(config, run_dir):
         callbacks=callbacks,
         verbose=settings.verbose if os.environ.get("CI") is None else 2,
     )
-    plot_curves(run_dir / "logs" / "training.csv", run_dir / "logs" / "curves.png")
-    log(f"training done; checkpoints in {run_dir / 'checkpoints'}")
+    plot_curves(run.training_log, run.curves)
+    log(f"training done; checkpoints in {run.checkpoints}")
     return history

@@ -9,7 +9,7 @@ from keras_seq2seq.run_config import ConfigError, load_config
 def test_default_config_is_valid():
     config = load_config("training/configs/small-fr-en.yaml")
     assert config.model.preset == "small"
-    assert config.training.epochs == 12
+    assert (config.training.epochs, config.training.keep_checkpoints, config.training.select_by) == (20, 8, "bleu")
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,9 @@ def test_default_config_is_valid():
         ("model.overrides.depth=3", "unknown key model.overrides.depth"),
         ("model.overrides.shared=1", "unknown key model.overrides.shared"),  # a local variable's name
         ("model.overrides.source_vocab_size=9", "unknown key model.overrides.source_vocab_size"),
+        ("model.overrides.num_layers='3'", "num_layers must be a positive integer, got num_layers='3'"),
+        ("model.overrides.tie_embeddings=0", "tie_embeddings must be true or false"),
+        ("training.keep_checkpoints=-1", "training.keep_checkpoints must not be negative"),
         ("training.epochs=abc", "training.epochs must be of type int"),
         ("tokenizer.lowercase=maybe", "tokenizer.lowercase must be of type bool"),
         ("bogus.key=1", "unknown section bogus"),

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_seq2seq.decoding import greedy_decode, output_length_limits
-from keras_seq2seq.export import load_run
+from keras_seq2seq.runs import load_run
 
 SENTENCES = ["Je suis étudiant.", "Va !", "Il est là, je crois ?", "Salut."]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from keras_seq2seq.export import Translator, export_translator, load_run
+from keras_seq2seq import Translator, export_translator, load_run
 
 BAD_INPUTS = [
     "Je suis étudiant.",
@@ -89,7 +89,7 @@ def test_fresh_process_matches_in_process_translations(exported):
 def test_long_input_is_truncated_to_the_model_limit(exported):
     translator, _ = exported
     token_ids = translator.tokenize_source(tf.constant([BAD_INPUTS[3].encode()]))["token_ids"]
-    assert token_ids.shape[1] == translator.model.max_length
+    assert token_ids.shape[1] == translator.model.config.max_length
 
 
 def test_signatures_and_extra_files(exported):

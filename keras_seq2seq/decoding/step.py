@@ -31,8 +31,8 @@ class DecodingStep:
 
     def __init__(self, model):
         self.model = model
-        self.vocab_size = model.target_vocab_size
-        self.max_length = model.max_length
+        self.vocab_size = model.config.target_vocab_size
+        self.max_length = model.config.max_length
 
     def encode(self, source_ids):
         """The encoder run once and projected for every decoder block's cross-attention: `Encoded`."""

@@ -101,7 +101,7 @@ class StepWeights(tf.Module):
         decoder = model.decoder
         variable = lambda value, name: tf.Variable(value, trainable=False, name=name)
         output_kernel = None
-        if decoder.tie_embeddings:
+        if decoder.config.tie_embeddings:
             embeddings = ops.cast(decoder.embedding.embeddings, decoder.compute_dtype)
             output_kernel = variable(ops.transpose(embeddings), "output_kernel")
         transposed, blocks = [], []
@@ -213,7 +213,7 @@ class XlaCpuStep(DecodingStep):
     def _project(self, stream):
         """Float32 logits of the final [rows, 1, d_model] stream."""
         decoder = self.model.decoder
-        if not decoder.tie_embeddings:
+        if not decoder.config.tie_embeddings:
             return ops.cast(step_dense(decoder.output_projection, stream), "float32")
         logits = ops.matmul(stream, ops.cast(self.weights.output_kernel, stream.dtype))
         return ops.cast(add_bias(logits, decoder.output_bias), "float32")

@@ -1,6 +1,6 @@
-"""Encoder, decoder and the full encoder-decoder Transformer, with named sizes."""
+"""Encoder, decoder and the full encoder-decoder Transformer, with their configuration and named sizes."""
 
-from keras_seq2seq.models.config import validate_model_config
+from keras_seq2seq.models.config import TransformerConfig
 from keras_seq2seq.models.decoder import Decoder, DecoderBlock
 from keras_seq2seq.models.encoder import Encoder, EncoderBlock
 from keras_seq2seq.models.presets import PRESETS, preset_config
@@ -13,6 +13,6 @@ __all__ = [
     "Encoder",
     "EncoderBlock",
     "Seq2SeqTransformer",
+    "TransformerConfig",
     "preset_config",
-    "validate_model_config",
 ]

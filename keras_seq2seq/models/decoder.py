@@ -32,13 +32,14 @@ class DecoderBlock(ResidualBlock):
     """
 
     def build(self, stream_shape):
-        attention_args = dict(attention_dropout=self.attention_dropout, dtype=self.dtype_policy)
-        self.self_attention = MaskedMHA(self.num_heads, name="self_attention", **attention_args)
+        config = self.config
+        attention_args = dict(attention_dropout=config.attention_dropout, dtype=self.dtype_policy)
+        self.self_attention = MaskedMHA(config.num_heads, name="self_attention", **attention_args)
         self.self_attention.build(stream_shape)
-        self.cross_attention = CrossMHA(self.num_heads, name="cross_attention", **attention_args)
+        self.cross_attention = CrossMHA(config.num_heads, name="cross_attention", **attention_args)
         self.cross_attention.build(stream_shape)
         self.feed_forward = FeedForward(
-            self.ff_dim, self.activation, self.ff_dropout, dtype=self.dtype_policy, name="feed_forward"
+            config.ff_dim, config.activation, config.ff_dropout, dtype=self.dtype_policy, name="feed_forward"
         )
         self.feed_forward.build(stream_shape)
         self._build_residuals(3, stream_shape)
@@ -92,10 +93,10 @@ class Decoder(TransformerStack):
     """Target embedding, `num_layers` `DecoderBlock`s and the projection to vocabulary logits.
 
     Args:
-        vocab_size: target vocabulary size (id 0 is padding).
-        tie_embeddings: project to the vocabulary with the transposed target
-            embedding matrix (plus a bias) instead of a separate Dense layer.
-        The others: as in `Encoder`.
+        config: a `TransformerConfig` (or a dict of its fields); the decoder uses
+            its `target_vocab_size` (id 0 is padding), `decoder_layers` and
+            `tie_embeddings` (project to the vocabulary with the transposed target
+            embedding matrix, plus a bias, instead of a separate matrix).
 
     Call arguments:
         target_in_ids: int [batch, target_length], `[START] + y`, 0 for padding.
@@ -114,20 +115,26 @@ class Decoder(TransformerStack):
     Example:
 
     >>> import numpy as np
-    >>> decoder = Decoder(vocab_size=20, num_layers=1, d_model=8, num_heads=2, ff_dim=16)
+    >>> from keras_seq2seq.models import TransformerConfig
+    >>> config = TransformerConfig(num_layers=1, d_model=8, num_heads=2, ff_dim=16, target_vocab_size=20)
+    >>> decoder = Decoder(config)
     >>> decoder(np.array([[2, 7]]), np.zeros((1, 3, 8), "float32")).shape
     (1, 2, 20)
     """
 
     block_class = DecoderBlock
 
-    def __init__(self, vocab_size, *args, tie_embeddings=False, **kwargs):
-        super().__init__(vocab_size, *args, **kwargs)
-        self.tie_embeddings = tie_embeddings
+    @property
+    def vocab_size(self):
+        return self.config.target_vocab_size
+
+    @property
+    def num_layers(self):
+        return self.config.decoder_layers
 
     def build(self, target_in_ids_shape=None):
         self._build_stack()
-        if self.tie_embeddings:
+        if self.config.tie_embeddings:
             self.output_bias = self.add_weight(
                 shape=(self.vocab_size,), initializer="zeros", name="output_bias"
             )
@@ -135,12 +142,12 @@ class Decoder(TransformerStack):
             self.output_projection = PositionwiseDense(
                 self.vocab_size, dtype=self.dtype_policy, name="output_projection"
             )
-            self.output_projection.build((None, None, self.d_model))
+            self.output_projection.build((None, None, self.config.d_model))
         self.built = True
 
     def project(self, stream):
         """Vocabulary logits (float32) of the final stream."""
-        if not self.tie_embeddings:
+        if not self.config.tie_embeddings:
             return ops.cast(self.output_projection(stream), "float32")
         # One 2-D product with the embedding matrix transposed (TensorFlow and XLA fold the
         # transpose into the product: no copy of the matrix is made).
@@ -226,8 +233,3 @@ class Decoder(TransformerStack):
             )
             new_cache.append(block_cache)
         return self.project(self._finish(stream)), new_cache
-
-    def get_config(self):
-        config = super().get_config()
-        config["tie_embeddings"] = self.tie_embeddings
-        return config

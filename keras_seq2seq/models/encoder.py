@@ -13,8 +13,8 @@ class EncoderBlock(ResidualBlock):
     """Self-attention -> AddNorm -> FeedForward -> AddNorm.
 
     Args:
-        num_heads, ff_dim, dropout, attention_dropout, activation: as in `Encoder`.
-        normalize_first: pre-norm instead of the paper's post-norm.
+        config: a `TransformerConfig`; the block reads `num_heads`, `ff_dim`, the
+            dropout rates, `activation` and `normalize_first`.
 
     Call arguments:
         stream: [batch, length, d_model].
@@ -22,15 +22,16 @@ class EncoderBlock(ResidualBlock):
     """
 
     def build(self, stream_shape):
+        config = self.config
         self.self_attention = SelfMHA(
-            self.num_heads,
-            attention_dropout=self.attention_dropout,
+            config.num_heads,
+            attention_dropout=config.attention_dropout,
             dtype=self.dtype_policy,
             name="self_attention",
         )
         self.self_attention.build(stream_shape)
         self.feed_forward = FeedForward(
-            self.ff_dim, self.activation, self.ff_dropout, dtype=self.dtype_policy, name="feed_forward"
+            config.ff_dim, config.activation, config.ff_dropout, dtype=self.dtype_policy, name="feed_forward"
         )
         self.feed_forward.build(stream_shape)
         self._build_residuals(2, stream_shape)
@@ -49,16 +50,8 @@ class Encoder(TransformerStack):
     """Reads a whole source sentence: `PositionalEmbedding` then `num_layers` `EncoderBlock`s.
 
     Args:
-        vocab_size: source vocabulary size (id 0 is padding).
-        num_layers: number of blocks.
-        d_model: width of the stream.
-        num_heads: attention heads (must divide d_model).
-        ff_dim: hidden size of the feed-forward blocks.
-        dropout: residual and embedding dropout rate.
-        max_length: longest source accepted.
-        attention_dropout: dropout on attention probabilities.
-        activation: feed-forward activation.
-        normalize_first: pre-norm blocks and a final LayerNorm.
+        config: a `TransformerConfig` (or a dict of its fields); the encoder uses
+            its `source_vocab_size` (id 0 is padding) and `num_layers`.
 
     Call arguments:
         source_ids: int [batch, source_length], 0 for padding.
@@ -70,13 +63,23 @@ class Encoder(TransformerStack):
     Example:
 
     >>> import numpy as np
-    >>> encoder = Encoder(vocab_size=20, num_layers=1, d_model=8, num_heads=2, ff_dim=16)
+    >>> from keras_seq2seq.models import TransformerConfig
+    >>> config = TransformerConfig(num_layers=1, d_model=8, num_heads=2, ff_dim=16, source_vocab_size=20)
+    >>> encoder = Encoder(config)
     >>> output, mask = encoder(np.array([[4, 5, 0]]))
     >>> output.shape, mask.numpy().tolist()
     ((1, 3, 8), [[True, True, False]])
     """
 
     block_class = EncoderBlock
+
+    @property
+    def vocab_size(self):
+        return self.config.source_vocab_size
+
+    @property
+    def num_layers(self):
+        return self.config.num_layers
 
     def build(self, source_ids_shape=None):
         self._build_stack()

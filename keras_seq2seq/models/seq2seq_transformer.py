@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_seq2seq.models.config import validate_model_config
+from keras_seq2seq.models.config import TransformerConfig, as_config
 from keras_seq2seq.models.decoder import Decoder
 from keras_seq2seq.models.encoder import Encoder
 from keras_seq2seq.models.presets import preset_config
@@ -13,22 +13,9 @@ class Seq2SeqTransformer(keras.Model):
     """Encoder-decoder Transformer returning next-token logits (teacher forcing).
 
     Args:
-        source_vocab_size: size of the source vocabulary (id 0 is padding).
-        target_vocab_size: size of the target vocabulary (id 0 is padding).
-        num_layers: encoder blocks, and decoder blocks unless `num_decoder_layers` is set.
-        d_model: width of the streams; must be divisible by `num_heads`.
-        num_heads: attention heads.
-        ff_dim: hidden size of the feed-forward blocks.
-        dropout: residual and embedding dropout, in [0, 1).
-        max_length: longest source or target sequence, in tokens.
-        num_decoder_layers: decoder blocks, when different from `num_layers`.
-        attention_dropout: dropout on attention probabilities, in [0, 1).
-        ff_dropout: dropout on the feed-forward hidden activations, in [0, 1)
-            (tensor2tensor's "relu dropout"; the paper has none, and it is costly
-            under XLA on CPU, where random bits for the wide hidden layer dominate).
-        activation: feed-forward activation: relu, gelu, silu or swish.
-        normalize_first: pre-norm blocks instead of the paper's post-norm (AddNorm).
-        tie_embeddings: share the target embedding with the output projection.
+        config: a `TransformerConfig` with both vocabulary sizes set. Its fields may
+            be given as keyword arguments instead (`Seq2SeqTransformer(num_layers=2,
+            d_model=64, ...)`), which is also how `get_config()` round-trips.
 
     Call arguments:
         inputs: `(source_ids, target_in_ids)`, int [batch, source_length] and
@@ -45,6 +32,8 @@ class Seq2SeqTransformer(keras.Model):
 
     >>> import numpy as np
     >>> model = Seq2SeqTransformer.from_preset("tiny", source_vocab_size=50, target_vocab_size=40)
+    >>> model.config.num_layers
+    2
     >>> model((np.array([[5, 6, 7, 0]]), np.array([[2, 9, 10]]))).shape
     (1, 3, 40)
 
@@ -52,84 +41,23 @@ class Seq2SeqTransformer(keras.Model):
         Vaswani et al., "Attention Is All You Need", 2017.
     """
 
-    def __init__(
-        self,
-        source_vocab_size,
-        target_vocab_size,
-        num_layers,
-        d_model,
-        num_heads,
-        ff_dim,
-        dropout=0.1,
-        max_length=256,
-        num_decoder_layers=None,
-        attention_dropout=0.0,
-        ff_dropout=0.0,
-        activation="relu",
-        normalize_first=False,
-        tie_embeddings=False,
-        **kwargs,
-    ):
+    def __init__(self, config=None, **kwargs):
+        fields = {name: kwargs.pop(name) for name in TransformerConfig.field_names() if name in kwargs}
         kwargs.setdefault("name", "seq2seq_transformer")
         super().__init__(**kwargs)
-        validate_model_config(
-            source_vocab_size=source_vocab_size,
-            target_vocab_size=target_vocab_size,
-            num_layers=num_layers,
-            num_decoder_layers=num_decoder_layers,
-            d_model=d_model,
-            num_heads=num_heads,
-            ff_dim=ff_dim,
-            dropout=dropout,
-            max_length=max_length,
-            attention_dropout=attention_dropout,
-            ff_dropout=ff_dropout,
-            activation=activation,
-        )
-        self.source_vocab_size = source_vocab_size
-        self.target_vocab_size = target_vocab_size
-        self.num_layers = num_layers
-        self.d_model = d_model
-        self.num_heads = num_heads
-        self.ff_dim = ff_dim
-        self.dropout = dropout
-        self.max_length = max_length
-        self.num_decoder_layers = num_decoder_layers
-        self.attention_dropout = attention_dropout
-        self.ff_dropout = ff_dropout
-        self.activation = activation
-        self.normalize_first = normalize_first
-        self.tie_embeddings = tie_embeddings
-
-        shared = dict(
-            d_model=d_model,
-            num_heads=num_heads,
-            ff_dim=ff_dim,
-            dropout=dropout,
-            max_length=max_length,
-            attention_dropout=attention_dropout,
-            ff_dropout=ff_dropout,
-            activation=activation,
-            normalize_first=normalize_first,
-            dtype=self.dtype_policy,
-        )
-        self.encoder = Encoder(source_vocab_size, num_layers, name="encoder", **shared)
-        self.decoder = Decoder(
-            target_vocab_size,
-            num_decoder_layers or num_layers,
-            tie_embeddings=tie_embeddings,
-            name="decoder",
-            **shared,
-        )
+        if config is None:
+            config = TransformerConfig.from_dict(fields)
+        elif fields:
+            raise TypeError(f"give the hyper-parameters in `config` or as keywords, not both: {sorted(fields)}")
+        self.config = as_config(config).require_vocabularies()
+        self.encoder = Encoder(self.config, dtype=self.dtype_policy, name="encoder")
+        self.decoder = Decoder(self.config, dtype=self.dtype_policy, name="decoder")
 
     @classmethod
     def from_preset(cls, preset, source_vocab_size, target_vocab_size, **overrides):
-        """A model of a named size (`tiny`, `small`, `base`), any argument overridable."""
-        return cls(
-            source_vocab_size=source_vocab_size,
-            target_vocab_size=target_vocab_size,
-            **preset_config(preset, **overrides),
-        )
+        """A model of a named size (`tiny`, `small`, `base`), any field overridable."""
+        config = preset_config(preset, **overrides)
+        return cls(config.replace(source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size))
 
     def build(self, inputs_shape=None):
         self.encoder.build(None)
@@ -163,24 +91,5 @@ class Seq2SeqTransformer(keras.Model):
         return probabilities
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "source_vocab_size": self.source_vocab_size,
-                "target_vocab_size": self.target_vocab_size,
-                "num_layers": self.num_layers,
-                "d_model": self.d_model,
-                "num_heads": self.num_heads,
-                "ff_dim": self.ff_dim,
-                "dropout": self.dropout,
-                "max_length": self.max_length,
-                "num_decoder_layers": self.num_decoder_layers,
-                "attention_dropout": self.attention_dropout,
-                "ff_dropout": self.ff_dropout,
-                "activation": self.activation,
-                "normalize_first": self.normalize_first,
-                "tie_embeddings": self.tie_embeddings,
-            }
-        )
-        return config
-
+        # The fields at the top level: the format of model_config.json and of .keras files since 0.1.0.
+        return {**super().get_config(), **self.config.to_dict()}

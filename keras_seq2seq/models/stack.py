@@ -1,84 +1,50 @@
-"""What the encoder and decoder stacks share: hyper-parameters, embedding, blocks, final norm."""
+"""What the encoder and decoder stacks share: configuration, embedding, blocks, final norm."""
 
 import keras
 
 from keras_seq2seq.layers import PositionalEmbedding
 from keras_seq2seq.layers.dropout import Dropout
-from keras_seq2seq.models.config import validate_model_config
+from keras_seq2seq.models.config import as_config
 
 
 class TransformerStack(keras.layers.Layer):
-    """Base of `Encoder` and `Decoder`: a `PositionalEmbedding` and `num_layers` blocks.
+    """Base of `Encoder` and `Decoder`: a `PositionalEmbedding` and a stack of blocks.
 
-    Subclasses set `block_class` and implement `call`.
+    Subclasses set `block_class`, `vocab_size` and `num_layers` (which of the config's
+    fields they read), and implement `call`.
     """
 
     block_class = None
 
-    def __init__(
-        self,
-        vocab_size,
-        num_layers,
-        d_model,
-        num_heads,
-        ff_dim,
-        dropout=0.1,
-        max_length=256,
-        attention_dropout=0.0,
-        ff_dropout=0.0,
-        activation="relu",
-        normalize_first=False,
-        **kwargs,
-    ):
+    def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
-        validate_model_config(
-            vocab_size=vocab_size,
-            num_layers=num_layers,
-            d_model=d_model,
-            num_heads=num_heads,
-            ff_dim=ff_dim,
-            dropout=dropout,
-            max_length=max_length,
-            attention_dropout=attention_dropout,
-            ff_dropout=ff_dropout,
-            activation=activation,
-        )
-        self.vocab_size = vocab_size
-        self.num_layers = num_layers
-        self.d_model = d_model
-        self.num_heads = num_heads
-        self.ff_dim = ff_dim
-        self.dropout = dropout
-        self.max_length = max_length
-        self.attention_dropout = attention_dropout
-        self.ff_dropout = ff_dropout
-        self.activation = activation
-        self.normalize_first = normalize_first
+        self.config = as_config(config)
+        if self.vocab_size is None:
+            raise ValueError(f"{type(self).__name__} needs the config's vocabulary size, got None")
+
+    @property
+    def vocab_size(self):
+        raise NotImplementedError
+
+    @property
+    def num_layers(self):
+        raise NotImplementedError
 
     def _build_stack(self):
+        config = self.config
         self.embedding = PositionalEmbedding(
-            self.vocab_size, self.d_model, self.max_length, dtype=self.dtype_policy, name="embedding"
+            self.vocab_size, config.d_model, config.max_length, dtype=self.dtype_policy, name="embedding"
         )
         self.embedding.build(None)
-        self._embedding_dropout = Dropout(self.dropout, dtype=self.dtype_policy)
-        stream_shape = (None, None, self.d_model)
+        self._embedding_dropout = Dropout(config.dropout, dtype=self.dtype_policy)
+        stream_shape = (None, None, config.d_model)
         self.blocks = []
         for index in range(self.num_layers):
-            block = self.block_class(
-                self.num_heads,
-                self.ff_dim,
-                dropout=self.dropout,
-                attention_dropout=self.attention_dropout,
-                ff_dropout=self.ff_dropout,
-                activation=self.activation,
-                normalize_first=self.normalize_first,
-                dtype=self.dtype_policy,
-                name=f"block_{index}",
-            )
+            block = self.block_class(config, dtype=self.dtype_policy, name=f"block_{index}")
             block.build(stream_shape)
             self.blocks.append(block)
         self.final_norm = None
-        if self.normalize_first:
+        if config.normalize_first:
             self.final_norm = keras.layers.LayerNormalization(
                 epsilon=1e-6, dtype=self.dtype_policy, name="final_norm"
             )
@@ -91,20 +57,4 @@ class TransformerStack(keras.layers.Layer):
         return stream if self.final_norm is None else self.final_norm(stream)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "vocab_size": self.vocab_size,
-                "num_layers": self.num_layers,
-                "d_model": self.d_model,
-                "num_heads": self.num_heads,
-                "ff_dim": self.ff_dim,
-                "dropout": self.dropout,
-                "max_length": self.max_length,
-                "attention_dropout": self.attention_dropout,
-                "ff_dropout": self.ff_dropout,
-                "activation": self.activation,
-                "normalize_first": self.normalize_first,
-            }
-        )
-        return config
+        return {**super().get_config(), "config": self.config.to_dict()}

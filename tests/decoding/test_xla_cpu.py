@@ -18,7 +18,7 @@ from keras_seq2seq.decoding.xla_cpu import (
     token_positions,
 )
 from keras_seq2seq.layers import PositionwiseDense
-from keras_seq2seq.models import Encoder, Seq2SeqTransformer
+from keras_seq2seq.models import Encoder, Seq2SeqTransformer, TransformerConfig
 
 
 def _op_types(function, *args):
@@ -135,14 +135,14 @@ def test_searches_through_the_fast_step_give_the_same_tokens(jit_compile):
         np.testing.assert_allclose(scores.numpy(), expected_scores.numpy(), atol=1e-4)
 
 
-STACK = dict(num_layers=2, d_model=16, num_heads=2, ff_dim=32, dropout=0.1, max_length=20)
+STACK = TransformerConfig(num_layers=2, d_model=16, num_heads=2, ff_dim=32, dropout=0.1, max_length=20, source_vocab_size=30)
 
 
 @pytest.mark.parametrize("normalize_first", [False, True], ids=["post_norm", "pre_norm"])
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
 def test_encode_tokens_equals_the_padded_encoder_at_real_tokens(normalize_first, jit_compile):
     """The encoder run on real tokens only gives the padded encoder's output at each of them."""
-    encoder = Encoder(30, normalize_first=normalize_first, **STACK)
+    encoder = Encoder(STACK.replace(normalize_first=normalize_first))
     ids = np.array([[5, 6, 7, 0, 0], [8, 0, 0, 0, 0], [9, 10, 11, 12, 13]])
     expected, mask = encoder(ids)
     positions = tf.cast(tf.where(ids != 0), tf.int32)

@@ -2,18 +2,21 @@ import keras
 import numpy as np
 import pytest
 
-from keras_seq2seq.models import Decoder, DecoderBlock, Encoder, EncoderBlock
+from keras_seq2seq.models import Decoder, DecoderBlock, Encoder, EncoderBlock, TransformerConfig
 
-STACK = dict(num_layers=2, d_model=16, num_heads=2, ff_dim=32, dropout=0.1, max_length=20)
+STACK = TransformerConfig(
+    num_layers=2, d_model=16, num_heads=2, ff_dim=32, dropout=0.1, max_length=20, source_vocab_size=30,
+    target_vocab_size=25,
+)
 
 
 @pytest.mark.parametrize(
     "layer",
     [
-        Encoder(30, normalize_first=True, **STACK),
-        Decoder(25, tie_embeddings=True, **STACK),
-        EncoderBlock(2, 32, dropout=0.1, attention_dropout=0.1),
-        DecoderBlock(2, 32, normalize_first=True),
+        Encoder(STACK.replace(normalize_first=True)),
+        Decoder(STACK.replace(tie_embeddings=True)),
+        EncoderBlock(STACK.replace(attention_dropout=0.1)),
+        DecoderBlock(STACK.replace(dropout=0.0, normalize_first=True)),
     ],
     ids=["encoder", "decoder", "encoder_block", "decoder_block"],
 )
@@ -23,7 +26,7 @@ def test_get_config_round_trip(layer):
 
 
 def test_encoder_returns_padding_mask_and_ignores_padding(rng):
-    encoder = Encoder(30, **STACK)
+    encoder = Encoder(STACK)
     ids = np.array([[5, 6, 7, 0, 0]])
     output, mask = encoder(ids)
     np.testing.assert_array_equal(np.asarray(mask), [[True, True, True, False, False]])
@@ -32,7 +35,7 @@ def test_encoder_returns_padding_mask_and_ignores_padding(rng):
 
 
 def test_decoder_logits_and_attention_probabilities(rng):
-    decoder = Decoder(25, **STACK)
+    decoder = Decoder(STACK)
     encoder_output = rng.normal(size=(2, 6, 16)).astype("float32")
     source_mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
     logits, probabilities = decoder(
@@ -45,7 +48,7 @@ def test_decoder_logits_and_attention_probabilities(rng):
 
 
 def test_blocks_build_with_the_stack_width():
-    encoder = Encoder(30, **STACK)
+    encoder = Encoder(STACK)
     encoder.build(None)
     weights = {w.path.split("/", 1)[1]: tuple(w.shape) for w in encoder.weights}
     assert weights["embedding/token_embedding/embeddings"] == (30, 16)

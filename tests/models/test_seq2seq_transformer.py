@@ -157,10 +157,10 @@ def test_mixed_bfloat16_forward_and_backward_are_finite(batch, tie_embeddings):
 
 
 def test_presets():
-    assert PRESETS["base"]["num_layers"] == 6
-    assert PRESETS["base"]["d_model"] == 512
-    assert PRESETS["base"]["num_heads"] == 8
-    assert PRESETS["base"]["ff_dim"] == 2048
+    assert PRESETS["base"].num_layers == 6
+    assert PRESETS["base"].d_model == 512
+    assert PRESETS["base"].num_heads == 8
+    assert PRESETS["base"].ff_dim == 2048
     model = Seq2SeqTransformer.from_preset("small", source_vocab_size=8000, target_vocab_size=8000)
     model.build()
     assert len(model.encoder.blocks) == 3 and len(model.decoder.blocks) == 3

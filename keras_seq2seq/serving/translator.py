@@ -1,11 +1,4 @@
-"""The Translator: strings in, strings out, tokenizers and decode loop included, as a SavedModel.
-
-The exported model needs only `tensorflow` and `tensorflow_text` to load:
-
-    import tensorflow as tf
-    import tensorflow_text  # registers the SentencePiece ops
-    translator = tf.saved_model.load("saved_models/fr-en-small")
-    translator.serving_default(text=tf.constant(["Je suis étudiant."]))["translation"]
+"""The Translator: strings in, strings out, tokenizers and decode loop included.
 
 Any input string yields an output string: invalid UTF-8 bytes are replaced by U+FFFD,
 sources longer than the model's `max_length` tokens are truncated to it, and a source that
@@ -13,16 +6,11 @@ is empty or blank (no token once normalised) gets an empty translation with scor
 every signature (the beam search's n-best too).
 """
 
-import json
-from pathlib import Path
-
 import tensorflow as tf
 
-from keras_seq2seq.atomic import atomic_directory
 from keras_seq2seq.data.tokenizers import PAD_ID
 from keras_seq2seq.decoding import DecodingStep, Encoded, beam_search, bucketed_length, greedy_decode, sample_decode
 from keras_seq2seq.decoding.xla_cpu import StepWeights, XlaCpuStep, token_positions
-from keras_seq2seq.errors import InputError
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 ONE_CALL_ROWS = 16
@@ -104,7 +92,7 @@ class Translator(tf.Module):
         self.target_tokenizer = target_tokenizer
         self.beam_size = beam_size
         self.length_penalty = length_penalty
-        self.max_output_length = force_output_length or model.max_length - 1
+        self.max_output_length = force_output_length or model.config.max_length - 1
         self.suppress_end = force_output_length is not None
         step_copies = jit_compile and step_copies
         self.step_weights = StepWeights.from_model(model) if step_copies else None
@@ -178,7 +166,7 @@ class Translator(tf.Module):
         )
         ragged = self.source_tokenizer(text)
         ids = tf.cast(ragged, tf.int32).to_tensor(default_value=PAD_ID)
-        ids = ids[:, : self.model.max_length]
+        ids = ids[:, : self.model.config.max_length]
         # An all-empty batch still gets one (padding) column, so attention has a key.
         return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
 
@@ -241,143 +229,3 @@ class Translator(tf.Module):
     def tokenize_source(self, text):
         """The source token ids the model sees (for debugging a translation)."""
         return {"token_ids": self.source_ids(text)}
-
-
-def export_translator(translator, output_dir, extra_files=None):
-    """Writes the SavedModel with its signatures, plus `extra_files` ({name: text}) in assets.extra/.
-
-    assets.extra/ also receives `model_config.json` and the two SentencePiece models,
-    so `load_run` can rebuild the Keras model from the export (to fine-tune it, or to
-    export it again with other options). The export is written beside `output_dir` and
-    renamed into place when complete (`atomic_directory`): a killed export leaves the
-    previous model at `output_dir`, or none, never part of one.
-    """
-    # Run once first: the SentencePiece resources then exist outside the saving trace,
-    # and the translator keeps working in this process after the export.
-    translator.translate(tf.constant(["."]))
-    signatures = {
-        "serving_default": translator.translate.get_concrete_function(),
-        "beam_search": translator.translate_beam.get_concrete_function(),
-        "sample": translator.translate_sample.get_concrete_function(),
-        "tokenize_source": translator.tokenize_source.get_concrete_function(),
-    }
-    # Saved through a holder of the weights and tokenizers only: saving the Translator
-    # itself would store each tf.function twice (the signatures' traces and a second
-    # trace for the object's methods), a quarter of the SavedModel's size.
-    holder = tf.Module()
-    holder.model = translator.model
-    holder.source_tokenizer = translator.source_tokenizer
-    holder.target_tokenizer = translator.target_tokenizer
-    holder.step_weights = translator.step_weights
-    # Weights in files of at most 40 MB: the shipped model lives in git, where hosts refuse large files.
-    sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=40 * 2**20)
-    options = tf.saved_model.SaveOptions(experimental_sharding_callback=sharding)
-    with atomic_directory(output_dir) as staging:
-        tf.saved_model.save(holder, str(staging), signatures=signatures, options=options)
-        extra = staging / "assets.extra"
-        extra.mkdir(exist_ok=True)
-        files = {
-            MODEL_CONFIG: translator.model.get_config(),
-            SOURCE_PROTO: translator.source_tokenizer.proto,
-            TARGET_PROTO: translator.target_tokenizer.proto,
-            **(extra_files or {}),
-        }
-        for name, content in files.items():
-            if isinstance(content, bytes):
-                (extra / name).write_bytes(content)
-            else:
-                (extra / name).write_text(content if isinstance(content, str) else json.dumps(content, indent=2))
-    return Path(output_dir)
-
-
-MODEL_CONFIG = "model_config.json"
-SOURCE_PROTO = "source.spm.model"
-TARGET_PROTO = "target.spm.model"
-
-
-def load_run(path, checkpoint="best"):
-    """`(model, source_tokenizer, target_tokenizer)` of a training run directory or of an export.
-
-    A run directory gives its `checkpoint` ("best" or "last"); a SavedModel written
-    by `export_translator` gives the weights it holds (`checkpoint` is ignored), so
-    a shipped model can be fine-tuned or exported again.
-    """
-    from keras_seq2seq.data.tokenizers import make_tokenizer
-    from keras_seq2seq.models import Seq2SeqTransformer
-
-    path = Path(path)
-    if (path / "saved_model.pb").exists():
-        return _load_export(path)
-    if not (path / "model_config.json").is_file():
-        raise InputError(_not_a_model(path))
-    config = json.loads((path / "model_config.json").read_text())
-    # Trained in mixed precision or not, the exported model computes in float32.
-    model = Seq2SeqTransformer.from_config({**config, "dtype": "float32"})
-    model.build()
-    weights = path / "checkpoints" / f"{checkpoint}.weights.h5"
-    if not weights.is_file():
-        present = sorted(p.name.split(".")[0] for p in (path / "checkpoints").glob("*.weights.h5"))
-        raise InputError(f"{path} has no {checkpoint} checkpoint ({weights} is missing); it has: {present or 'none'}")
-    try:
-        model.load_weights(str(weights))
-    except (OSError, ValueError) as error:
-        others = [p.name for p in (path / "checkpoints").glob("*.weights.h5") if p != weights]
-        raise InputError(
-            f"{weights} cannot be read ({' '.join(str(error).split())[:200]}): it may be truncated or "
-            f"corrupt; other checkpoints here: {others or 'none'} (--checkpoint best or last)"
-        ) from error
-    source = make_tokenizer(path / "tokenizers" / "source.model")
-    target = make_tokenizer(path / "tokenizers" / "target.model")
-    return model, source, target
-
-
-def _not_a_model(path):
-    """What is wrong with `path` as a model: a message for `InputError`."""
-    if not path.exists():
-        return f"{path} does not exist; give a SavedModel exported by keras-seq2seq or a training run directory"
-    if path.is_file():
-        hint = " (a .keras file loads with keras.saving.load_model)" if path.suffix == ".keras" else ""
-        return f"{path} is a file; give a SavedModel directory or a training run directory{hint}"
-    return (
-        f"{path} is neither a SavedModel (no saved_model.pb) nor a training run directory "
-        "(no model_config.json)"
-    )
-
-
-def _load_export(path):
-    import tensorflow_text  # noqa: F401  (the SavedModel's SentencePiece ops)
-
-    from keras_seq2seq.data.tokenizers import make_tokenizer
-    from keras_seq2seq.models import Seq2SeqTransformer
-
-    extra = path / "assets.extra"
-    missing = [name for name in (SOURCE_PROTO, TARGET_PROTO, MODEL_CONFIG) if not (extra / name).is_file()]
-    if missing:
-        raise InputError(
-            f"{path} is a SavedModel without {', '.join(missing)} in assets.extra/: it was not exported by "
-            "keras-seq2seq (or by a version before 0.1.0), so it cannot be loaded back into Keras"
-        )
-    source = make_tokenizer((extra / SOURCE_PROTO).read_bytes())
-    target = make_tokenizer((extra / TARGET_PROTO).read_bytes())
-    config = json.loads((extra / MODEL_CONFIG).read_text())
-    model = Seq2SeqTransformer.from_config({**config, "dtype": "float32"})
-    model.build()
-    _restore_variables(model, path / "variables" / "variables")
-    return model, source, target
-
-
-def _restore_variables(model, checkpoint):
-    """Assigns a SavedModel's `model/...` variables to the Keras model's, by attribute path."""
-    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
-    assigned = set()
-    for name, _ in tf.train.list_variables(str(checkpoint)):
-        if not (name.startswith("model/") and name.endswith(suffix)):
-            continue
-        target = model
-        for part in name[len("model/") : -len(suffix)].split("/"):
-            target = target[int(part)] if part.isdigit() else getattr(target, part)
-        target.assign(tf.train.load_variable(str(checkpoint), name))
-        assigned.add(id(target))
-    missing = [weight.path for weight in model.weights if id(weight) not in assigned]
-    if missing:
-        raise ValueError(f"{checkpoint}: no saved value for {len(missing)} weights, first {missing[:3]}")

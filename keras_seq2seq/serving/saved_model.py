@@ -1,0 +1,124 @@
+"""The SavedModel of a `Translator`: its writer, and its two readers.
+
+The exported model needs only `tensorflow` and `tensorflow_text` to load:
+
+    import tensorflow as tf
+    import tensorflow_text  # registers the SentencePiece ops
+    translator = tf.saved_model.load("saved_models/fr-en-small")
+    translator.signatures["serving_default"](text=tf.constant(["Je suis étudiant."]))["translation"]
+
+`load_saved_model` does that; `load_keras_model` rebuilds the Keras model and its
+tokenizers from the files the writer puts in `assets.extra/` (to fine-tune a shipped
+model or export it again with other options).
+"""
+
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from keras_seq2seq.atomic import atomic_directory
+from keras_seq2seq.errors import InputError
+
+MODEL_CONFIG = "model_config.json"
+SOURCE_PROTO = "source.spm.model"
+TARGET_PROTO = "target.spm.model"
+
+
+def is_saved_model(path):
+    return (Path(path) / "saved_model.pb").is_file()
+
+
+def export_translator(translator, output_dir, extra_files=None):
+    """Writes the SavedModel with its signatures, plus `extra_files` ({name: text}) in assets.extra/.
+
+    assets.extra/ also receives `model_config.json` and the two SentencePiece models,
+    so `load_keras_model` can rebuild the Keras model from the export (to fine-tune it, or to
+    export it again with other options). The export is written beside `output_dir` and
+    renamed into place when complete (`atomic_directory`): a killed export leaves the
+    previous model at `output_dir`, or none, never part of one.
+    """
+    # Run once first: the SentencePiece resources then exist outside the saving trace,
+    # and the translator keeps working in this process after the export.
+    translator.translate(tf.constant(["."]))
+    signatures = {
+        "serving_default": translator.translate.get_concrete_function(),
+        "beam_search": translator.translate_beam.get_concrete_function(),
+        "sample": translator.translate_sample.get_concrete_function(),
+        "tokenize_source": translator.tokenize_source.get_concrete_function(),
+    }
+    # Saved through a holder of the weights and tokenizers only: saving the Translator
+    # itself would store each tf.function twice (the signatures' traces and a second
+    # trace for the object's methods), a quarter of the SavedModel's size.
+    holder = tf.Module()
+    holder.model = translator.model
+    holder.source_tokenizer = translator.source_tokenizer
+    holder.target_tokenizer = translator.target_tokenizer
+    holder.step_weights = translator.step_weights
+    # Weights in files of at most 40 MB: the shipped model lives in git, where hosts refuse large files.
+    sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=40 * 2**20)
+    options = tf.saved_model.SaveOptions(experimental_sharding_callback=sharding)
+    with atomic_directory(output_dir) as staging:
+        tf.saved_model.save(holder, str(staging), signatures=signatures, options=options)
+        extra = staging / "assets.extra"
+        extra.mkdir(exist_ok=True)
+        files = {
+            MODEL_CONFIG: translator.model.get_config(),
+            SOURCE_PROTO: translator.source_tokenizer.proto,
+            TARGET_PROTO: translator.target_tokenizer.proto,
+            **(extra_files or {}),
+        }
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                (extra / name).write_bytes(content)
+            else:
+                (extra / name).write_text(content if isinstance(content, str) else json.dumps(content, indent=2))
+    return Path(output_dir)
+
+
+def load_saved_model(path):
+    """The loaded SavedModel (`tf.saved_model.load`), with the SentencePiece ops it needs registered."""
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+
+    return tf.saved_model.load(str(path))
+
+
+def load_keras_model(path):
+    """`(model, source_tokenizer, target_tokenizer)` rebuilt from an export's `assets.extra/` and variables."""
+    import tensorflow_text  # noqa: F401  (the SavedModel's SentencePiece ops)
+
+    from keras_seq2seq.data.tokenizers import make_tokenizer
+    from keras_seq2seq.models import Seq2SeqTransformer
+
+    path = Path(path)
+    extra = path / "assets.extra"
+    missing = [name for name in (SOURCE_PROTO, TARGET_PROTO, MODEL_CONFIG) if not (extra / name).is_file()]
+    if missing:
+        raise InputError(
+            f"{path} is a SavedModel without {', '.join(missing)} in assets.extra/: it was not exported by "
+            "keras-seq2seq (or by a version before 0.1.0), so it cannot be loaded back into Keras"
+        )
+    source = make_tokenizer((extra / SOURCE_PROTO).read_bytes())
+    target = make_tokenizer((extra / TARGET_PROTO).read_bytes())
+    config = json.loads((extra / MODEL_CONFIG).read_text())
+    model = Seq2SeqTransformer.from_config({**config, "dtype": "float32"})
+    model.build()
+    _restore_variables(model, path / "variables" / "variables")
+    return model, source, target
+
+
+def _restore_variables(model, checkpoint):
+    """Assigns a SavedModel's `model/...` variables to the Keras model's, by attribute path."""
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    assigned = set()
+    for name, _ in tf.train.list_variables(str(checkpoint)):
+        if not (name.startswith("model/") and name.endswith(suffix)):
+            continue
+        target = model
+        for part in name[len("model/") : -len(suffix)].split("/"):
+            target = target[int(part)] if part.isdigit() else getattr(target, part)
+        target.assign(tf.train.load_variable(str(checkpoint), name))
+        assigned.add(id(target))
+    missing = [weight.path for weight in model.weights if id(weight) not in assigned]
+    if missing:
+        raise ValueError(f"{checkpoint}: no saved value for {len(missing)} weights, first {missing[:3]}")
