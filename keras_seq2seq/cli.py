@@ -105,6 +105,23 @@ def command_export(args):
     print(f"exported to {path}; try: keras-seq2seq translate --model {path} \"Je suis étudiant.\"")
 
 
+def command_average(args):
+    from keras_seq2seq.averaging import average_run
+
+    output, averaged = average_run(args.run_dir, args.last, args.checkpoints, args.output)
+    print(f"averaged {', '.join(path.name for path in averaged)} into {output}\n"
+          f"export it with: keras-seq2seq export {args.run_dir} --checkpoint {_checkpoint_argument(args.run_dir, output)} "
+          "--output saved_models/NAME")
+
+
+def _checkpoint_argument(run_dir, weights):
+    """How `export --checkpoint` names `weights`: its name when it is in the run's checkpoints/."""
+    from keras_seq2seq.runs import RunDirectory
+
+    inside = Path(weights).resolve().parent == RunDirectory(run_dir).checkpoints.resolve()
+    return Path(weights).name[: -len(".weights.h5")] if inside else str(weights)
+
+
 def command_translate(args):
     sampling = None
     if args.sample:
@@ -205,6 +222,13 @@ def build_parser():
     export.add_argument("--no-xla", action="store_true", help="decode without XLA (runtimes that lack it)")
     export.add_argument("--quantization", default=None, help="ctranslate2 only: int8, bfloat16, ...")
     export.set_defaults(function=command_export)
+
+    average = commands.add_parser("average", help="average a run's last epoch checkpoints into one")
+    average.add_argument("run_dir", help="a training run directory (trained with training.keep_checkpoints)")
+    average.add_argument("--last", type=int, default=5, help="how many of the last epoch checkpoints (default 5)")
+    average.add_argument("--checkpoints", nargs="+", help="average these instead (names under checkpoints/ or files)")
+    average.add_argument("--output", help="default: RUN_DIR/checkpoints/averaged.weights.h5")
+    average.set_defaults(function=command_average)
 
     translate = commands.add_parser("translate", help="translate arguments, a file or stdin")
     translate.add_argument("--model", required=True, help="SavedModel or run directory")

@@ -95,6 +95,7 @@ def _train_tiny(run_dir):
             "training.label_smoothing=0.0",
             "training.early_stopping_patience=0",
             "training.backup_every_steps=0",
+            "training.keep_checkpoints=3",
             "training.select_by=bleu",
             "training.dev_bleu_every=20",
             "training.dev_bleu_sentences=64",
