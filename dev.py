@@ -44,8 +44,15 @@ def ensure_environment(extras):
     stamp.write_text(digest)
 
 
+def corpus_environment():
+    """`{"KERAS_SEQ2SEQ_CORPUS": ../shared/data/tatoeba-fr-en}` where the workplace's copy exists:
+    the default corpus is then read from there instead of fetched (keras_seq2seq/data/fetch.py)."""
+    shared = ROOT.parent / "shared" / "data" / "tatoeba-fr-en"
+    return {"KERAS_SEQ2SEQ_CORPUS": str(shared)} if (shared / "train.txt").is_file() else {}
+
+
 def run(args, backend="tensorflow"):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**corpus_environment(), **os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=env).returncode
 
 

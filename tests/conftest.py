@@ -2,6 +2,9 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The default corpus from the workplace's copy where it exists, as `dev.py` runs everything.
+for _name, _value in __import__("dev").corpus_environment().items():
+    os.environ.setdefault(_name, _value)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -105,3 +108,37 @@ def _train_tiny(run_dir):
     history = trainer.train(config, run_dir)
     keras.mixed_precision.set_global_policy("float32")
     return history
+
+
+@pytest.fixture(scope="session")
+def installed_package(tmp_path_factory, worker_id):
+    """A virtual environment with keras-seq2seq installed from its wheel (not editable): its `bin/`.
+
+    The wheel is built from this checkout and installed with `--no-deps`; the environment
+    sees the project environment's installed dependencies through a `.pth` line (a fresh
+    install of TensorFlow would take minutes). Lines of a `.pth` file are plain paths, so
+    the checkout's editable install, itself a `.pth` hook, stays inactive there: the package
+    imports from the wheel's files. Shared by the session's workers.
+    """
+    import subprocess
+    import sys
+    import sysconfig
+
+    from filelock import FileLock
+
+    root = FIXTURES.parents[1]
+    shared = tmp_path_factory.getbasetemp().parent if worker_id != "master" else tmp_path_factory.getbasetemp()
+    environment = shared / "wheel-venv"
+    with FileLock(str(shared / "wheel-venv.lock")):
+        if not (environment / "done").exists():
+            dist = shared / "dist"
+            run = lambda *command: subprocess.run(command, check=True, capture_output=True, text=True)
+            run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
+                str(root))
+            run(sys.executable, "-m", "venv", "--without-pip", str(environment))
+            packages = environment / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+            (packages / "project-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+            wheel = next(dist.glob("keras_seq2seq-*.whl"))
+            run(str(environment / "bin" / "python"), "-m", "pip", "install", "--no-deps", "-q", str(wheel))
+            (environment / "done").write_text(wheel.name)
+    return environment / "bin"

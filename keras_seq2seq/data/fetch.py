@@ -1,7 +1,8 @@
 """Obtaining the default corpus (Tatoeba French-English, manythings release of 2020-08-23).
 
-Where the project's `../shared/data/tatoeba-fr-en/` exists, its train/dev files are used
-as they are. Elsewhere the corpus comes from the source archive of the PyPI package
+Where the environment variable `KERAS_SEQ2SEQ_CORPUS` names a directory, its `train.txt`
+and `dev.txt` are used as they are (`dev.py` sets it to the project's
+`../shared/data/tatoeba-fr-en/` when that exists). Elsewhere the corpus comes from the source archive of the PyPI package
 `nmt==0.0.6`, which carries `fra-eng.zip`: it is fetched with pip, checked against its
 sha256, cached, and split deterministically so that no English or French sentence
 occurs in two splits.
@@ -20,8 +21,7 @@ from pathlib import Path
 
 FRA_ENG_SHA256 = "dcdc2b15b5f2ffaca67292fbd6d671b95e404413d0d0cc3b998692b5ac51920a"
 ATTRIBUTION = "Tatoeba (tatoeba.org) via manythings.org/anki, CC-BY 2.0 (France)"
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DIR = _PROJECT_ROOT.parent / "shared" / "data" / "tatoeba-fr-en"
+CORPUS_ENV = "KERAS_SEQ2SEQ_CORPUS"
 DEV_FRACTION = 0.03
 TEST_FRACTION = 0.03
 
@@ -31,9 +31,16 @@ def cache_dir():
 
 
 def default_corpus_files():
-    """`{"train": path, "dev": path}` of the default corpus, fetching it if needed."""
-    if (SHARED_DIR / "train.txt").exists() and (SHARED_DIR / "dev.txt").exists():
-        return {"train": SHARED_DIR / "train.txt", "dev": SHARED_DIR / "dev.txt"}
+    """`{"train": path, "dev": path}` of the default corpus: `$KERAS_SEQ2SEQ_CORPUS`, else fetched and cached."""
+    if os.environ.get(CORPUS_ENV):
+        directory = Path(os.environ[CORPUS_ENV])
+        files = {"train": directory / "train.txt", "dev": directory / "dev.txt"}
+        missing = [str(path) for path in files.values() if not path.is_file()]
+        if missing:
+            from keras_seq2seq.errors import InputError
+
+            raise InputError(f"{CORPUS_ENV}={directory} lacks {', '.join(missing)}; unset it to fetch the corpus")
+        return files
     target = cache_dir() / "tatoeba-fr-en"
     if not (target / "train.txt").exists():
         split_pair_file(fetch_fra_eng_zip(), target)

@@ -2,7 +2,10 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from keras_seq2seq.data import fetch
+from keras_seq2seq.errors import InputError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tatoeba-sample.txt"
 
@@ -30,12 +33,15 @@ def test_split_is_deterministic_and_keeps_sentences_in_one_split(tmp_path):
     assert "CC-BY 2.0" in (tmp_path / "a" / "_about.txt").read_text()
 
 
-def test_shared_copy_is_preferred_when_present(tmp_path, monkeypatch):
+def test_the_corpus_directory_of_the_environment_is_preferred(tmp_path, monkeypatch):
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "train.txt").write_text("a\tb\tc\n")
+    monkeypatch.setenv("KERAS_SEQ2SEQ_CORPUS", str(shared))
+    monkeypatch.setenv("KERAS_SEQ2SEQ_CACHE", str(tmp_path / "cache"))  # never fetched: it would fail the test
+    with pytest.raises(InputError, match=f"KERAS_SEQ2SEQ_CORPUS={shared} lacks {shared / 'dev.txt'}"):
+        fetch.default_corpus_files()
     (shared / "dev.txt").write_text("a\tb\tc\n")
-    monkeypatch.setattr(fetch, "SHARED_DIR", shared)
     assert fetch.default_corpus_files() == {"train": shared / "train.txt", "dev": shared / "dev.txt"}
 
 
