@@ -1,22 +1,36 @@
-"""The README's layer-reuse example runs as written, on whichever Keras backend the suite runs on."""
+"""Every Python block of the README runs as written; the blocks' results are checked.
 
+The blocks that use TensorFlow or the shipped SavedModel run on the TensorFlow backend only;
+the layer-reuse example runs on whichever Keras backend the suite runs on.
+"""
+
+import os
 import re
 from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 
 
-def _block_after(heading):
-    section = README[README.index(heading):]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def _block(marker):
+    """The one README block containing `marker`."""
+    (block,) = [block for block in BLOCKS if marker in block]
+    return block
+
+
+def test_every_python_block_is_covered_below():
+    markers = ["preset_config(", "export_translator(", "tf.saved_model.load(", "MaskedMHA(num_heads=4)"]
+    assert sorted(BLOCKS) == sorted(_block(marker) for marker in markers)
 
 
 def test_the_layer_reuse_example_builds_a_causal_model():
     namespace = {}
-    exec(_block_after("### Reusing the layers in your own Keras model"), namespace)
+    exec(_block("MaskedMHA(num_heads=4)"), namespace)
     model = namespace["model"]
     token_ids = np.array([[5, 9, 13, 2, 7, 0], [4, 4, 8, 0, 0, 0]], "int32")
     logits = np.asarray(model(token_ids))
@@ -28,3 +42,40 @@ def test_the_layer_reuse_example_builds_a_causal_model():
     np.testing.assert_allclose(other[0, :4], logits[0, :4], atol=1e-5)
     assert np.abs(other[0, 4] - logits[0, 4]).max() > 1e-4
     assert keras.backend.backend() in ("tensorflow", "jax")
+
+
+@pytest.mark.tensorflow_only
+def test_the_model_and_decoding_example():
+    namespace = {}
+    exec(_block("preset_config("), namespace)
+    assert tuple(namespace["logits"].shape) == (2, 3, 80)
+    token_ids, beams = np.asarray(namespace["token_ids"]), np.asarray(namespace["beams"])
+    assert token_ids.shape[0] == 2 and beams.shape[:2] == (2, 4)
+    # The beams come best first.
+    beam_scores = np.asarray(namespace["beam_scores"])
+    assert (np.diff(beam_scores, axis=1) <= 1e-6).all()
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow_only
+def test_the_export_example(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "saved_models").symlink_to(ROOT / "saved_models")
+    exec(_block("export_translator("), {})
+    assert "Where's the station?" in capsys.readouterr().out
+    assert (tmp_path / "my-fr-en" / "saved_model.pb").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow_only
+def test_the_saved_model_example(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    namespace = {}
+    exec(_block("tf.saved_model.load("), namespace)
+    assert capsys.readouterr().out.strip() == '[b"I\'m a student."]'
+    assert namespace["beam"]["n_best"].shape == (1, 4)
+
+
+def test_the_readme_stays_short():
+    assert len(README.splitlines()) <= 220
+    assert os.path.exists(ROOT / "docs" / "design.md") and os.path.exists(ROOT / "benchmarks" / "README.md")
