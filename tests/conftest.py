@@ -54,9 +54,9 @@ def tiny_run(tmp_path_factory, worker_id):
 
     Shared by the training, decoding and export tests (half a minute to two, by the
     machine). Under pytest-xdist (`python3 dev.py test` runs two workers) the first
-    worker that needs it trains it and the others read the same run directory.
-    (Training it in a third, background process from the start was slower on 2
-    cores: 12 min 9 s against 10 min 5 s, three TensorFlow processes contending.)
+    worker that needs it trains it and the others read the same run directory
+    (training it in a third process from the start was slower: three TensorFlow
+    processes contending for 2 cores).
     """
     if worker_id == "master":
         run_dir = tmp_path_factory.mktemp("tiny_run")

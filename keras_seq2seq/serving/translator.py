@@ -51,7 +51,7 @@ class Translator(tf.Module):
     few seconds); later ones reuse it.
 
     A batch of at most 16 sentences is encoded and decoded in one compiled call
-    (1.5 ms less than two on one sentence). A larger batch is encoded first, on
+    (a call's fixed cost matters most for small batches). A larger batch is encoded first, on
     its real tokens only (`decoding.xla_cpu.encode_tokens`: all layers but attention skip
     the padding, half of the positions of 64 Tatoeba sentences; their count is
     rounded up by `bucketed_token_count` so XLA sees few shapes), then decoded.
