@@ -10,7 +10,7 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_seq2seq.errors import InputError  # noqa: E402
+from keras_seq2seq.errors import InputError, WorkerLost  # noqa: E402
 
 BATCH_SIZE = 64
 
@@ -276,7 +276,7 @@ def main(argv=None):
         message = error.args[-1] if isinstance(error, OSError) and error.filename is None else str(error)
         print(f"keras-seq2seq {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
-    except FloatingPointError as error:  # training diverged (the NaN guard): a failure, not a bad input
+    except (FloatingPointError, WorkerLost) as error:  # diverged, or lost a worker: a failure, not a bad input
         if args.debug:
             raise
         print(f"keras-seq2seq {args.command}: error: {error}", file=sys.stderr)

@@ -17,11 +17,18 @@ import os
 import tensorflow as tf
 
 
-def multi_worker_strategy():
-    """A `MultiWorkerMirroredStrategy` from `TF_CONFIG`, ready for Keras 3 `model.fit`."""
+def multi_worker_strategy(collective_timeout=0):
+    """A `MultiWorkerMirroredStrategy` from `TF_CONFIG`, ready for Keras 3 `model.fit`.
+
+    A worker that dies stops sending heartbeats to TensorFlow's coordination service,
+    which then aborts the others' collectives (an `UnavailableError` within about 20 s
+    here). `collective_timeout` (seconds, 0 for none) also bounds each collective
+    operation, for a worker that is alive but stuck.
+    """
     if "TF_CONFIG" not in os.environ:
         raise ValueError("training.strategy=multiworker needs TF_CONFIG (see keras_seq2seq/distribute.py)")
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout or None)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     _patch_scalar_reduction()
     return strategy
 

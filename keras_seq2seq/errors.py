@@ -7,3 +7,11 @@ class InputError(ValueError):
     The `keras-seq2seq` command answers it with its message on one line and exit
     status 2 (a traceback only with `--debug`); library callers can catch it.
     """
+
+
+class WorkerLost(RuntimeError):
+    """A multi-worker training lost a worker (killed, crashed or stuck past the collective timeout).
+
+    The `keras-seq2seq` command answers it with one line and exit status 1; starting
+    every worker's command again resumes the run from its backup.
+    """

@@ -67,6 +67,8 @@ class TrainingConfig:
     label_smoothing: float = 0.1
     clipnorm: float = 0.0
     strategy: str = "auto"
+    # Multi-worker: the longest a collective operation may wait for the other workers (0: no limit).
+    collective_timeout: int = 600
     precision: str = "float32"
     jit_compile: bool = False
     seed: int = 0
@@ -137,6 +139,7 @@ _NON_NEGATIVE = {
     "training.early_stopping_patience",
     "training.backup_every_steps",
     "training.keep_checkpoints",
+    "training.collective_timeout",
     "training.seed",
 }
 

@@ -17,7 +17,7 @@ from keras_seq2seq import distribute
 from keras_seq2seq.data import corpora, pipeline, tokenizers
 from keras_seq2seq.data.fetch import default_corpus_files
 from keras_seq2seq.distribute import worker_index
-from keras_seq2seq.errors import InputError
+from keras_seq2seq.errors import InputError, WorkerLost
 from keras_seq2seq.models import Seq2SeqTransformer
 from keras_seq2seq.runs import RunDirectory
 from keras_seq2seq.objectives import MaskedAccuracy, MaskedCrossEntropy, TransformerSchedule
@@ -81,7 +81,7 @@ def prepare_tokenizers(config, train_pairs, run):
     return run.load_tokenizers()
 
 
-def make_strategy(name):
+def make_strategy(name, collective_timeout=0):
     """The tf.distribute strategy for `--strategy` (see `training.strategy`)."""
     if name == "auto":
         # Physical, not logical, devices: listing logical ones would start the runtime.
@@ -93,7 +93,7 @@ def make_strategy(name):
     if name == "multiworker":
         from keras_seq2seq.distribute import multi_worker_strategy
 
-        return multi_worker_strategy()
+        return multi_worker_strategy(collective_timeout)
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
@@ -254,11 +254,24 @@ def plot_curves(csv_path, png_path):
     plt.close(figure)
 
 
+def _lost_worker(error, collective_timeout):
+    """What a collective's error says of the lost worker, in a few words."""
+    import re
+
+    text = " ".join(str(error.message).split())
+    unhealthy = re.search(r"unhealthy \(stopped sending heartbeats\): (/job:\w+/replica:\d+/task:\d+)", text)
+    if unhealthy:
+        return f"{unhealthy.group(1)} stopped sending heartbeats (killed or crashed)"
+    if isinstance(error, tf.errors.DeadlineExceededError):
+        return f"a collective operation waited more than training.collective_timeout={collective_timeout} s"
+    return f"a collective operation failed ({type(error).__name__}: {text[:200]})"
+
+
 def train(config, run_dir):
     """Runs (or resumes) the training described by `config` in `run_dir`; returns the Keras History."""
     settings = config.training
     # First: multi-worker collectives must be configured before any other TensorFlow op runs.
-    strategy = make_strategy(settings.strategy)
+    strategy = make_strategy(settings.strategy, settings.collective_timeout)
     run = RunDirectory(run_dir)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         run = run.worker(worker_index())  # only the chief writes the run itself
@@ -292,6 +305,7 @@ def train(config, run_dir):
 
     log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); "
         f"{steps_per_epoch} steps per epoch")
+    distributed = strategy is not tf.distribute.get_strategy()  # asked outside the scope, where it is the default
     with strategy.scope():
         model = Seq2SeqTransformer(
             config.transformer_config(source_tokenizer.vocabulary_size(), target_tokenizer.vocabulary_size())
@@ -310,7 +324,7 @@ def train(config, run_dir):
             jit_compile=settings.jit_compile,
         )
         model.build()
-        if strategy is not tf.distribute.get_strategy():  # a distribution strategy: Keras needs a hand
+        if distributed:  # Keras needs a hand
             distribute.enable_distributed_fit(model)
     run.write_model_config(model)
     log(f"model {config.model.preset}: {model.count_params():,} parameters")
@@ -349,14 +363,22 @@ def train(config, run_dir):
     # Last: an epoch is marked done in the backup only after everything it writes is written.
     callbacks.append(EpochAndStepBackup(str(run.backup), save_freq=settings.backup_every_steps or "epoch"))
     drop_logged_epochs(run.training_log, resumed_epoch(run.backup))
-    history = model.fit(
-        train_data,
-        epochs=settings.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=dev_data,
-        callbacks=callbacks,
-        verbose=settings.verbose if os.environ.get("CI") is None else 2,
-    )
+    try:
+        history = model.fit(
+            train_data,
+            epochs=settings.epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=dev_data,
+            callbacks=callbacks,
+            verbose=settings.verbose if os.environ.get("CI") is None else 2,
+        )
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError) as error:
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            raise
+        raise WorkerLost(
+            f"worker {worker_index()} stopped: {_lost_worker(error, settings.collective_timeout)}. Start every "
+            "worker's command again: each resumes from its backup"
+        ) from error
     plot_curves(run.training_log, run.curves)
     log(f"training done; checkpoints in {run.checkpoints}")
     return history

@@ -113,3 +113,74 @@ def test_keras_still_needs_the_fit_workaround(tmp_path):
     assert all(process.returncode != 0 for process in processes), outputs[0][-2000:]
     # What Keras 3.15 fails with: the first batch's per-replica values handed to a conversion.
     assert any("PerReplica" in output for output in outputs), outputs[0][-3000:]
+
+
+KILLABLE = Path(__file__).resolve().parent / "helpers" / "train_and_kill.py"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train_worker(run_dir, cluster, index, env):
+    sample = ROOT / "tests" / "fixtures" / "tatoeba-sample.txt"
+    return subprocess.Popen(
+        [sys.executable, str(KILLABLE), "train", "--config", str(ROOT / "training" / "configs" / "tiny-smoke.yaml"),
+         "--output", str(run_dir), f"corpus.train={sample}", f"corpus.dev={sample}", "corpus.limit=160",
+         "tokenizer.source_vocab_size=150", "tokenizer.target_vocab_size=150", "training.epochs=3",
+         "training.token_budget=256", "training.max_length=32", "training.strategy=multiworker",
+         "training.backup_every_steps=4", "training.verbose=0", "training.collective_timeout=120"],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+             "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}), **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _h5_weights(path):
+    import h5py
+
+    values = {}
+
+    def read(name, item):
+        if isinstance(item, h5py.Dataset):
+            values[name] = item[()]
+
+    with h5py.File(path, "r") as weights:
+        weights.visititems(read)
+    return values
+
+
+def test_a_killed_worker_stops_the_other_and_both_resume_to_the_same_weights(tmp_path):
+    """SIGKILL worker 1 mid-epoch: worker 0 stops within a bounded time with one line (status 1);
+    both commands started again resume from their backups and end with identical weights."""
+    run_dir = tmp_path / "run"
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    first = [_train_worker(run_dir, cluster, index, {"KILL_AT_STEP": "20"} if index else {}) for index in range(2)]
+    _, errors = first[0].communicate(timeout=300)  # heartbeats stop within seconds; never a hang
+    first[1].communicate(timeout=60)
+    assert first[1].returncode == -9
+    assert first[0].returncode == 1, errors[-3000:]
+    assert "Traceback" not in errors
+    last_line = errors.strip().splitlines()[-1]
+    assert last_line.startswith("keras-seq2seq train: error: worker 0 stopped: /job:worker/replica:0/task:1 "
+                                "stopped sending heartbeats"), last_line
+    assert "Start every worker's command again" in last_line
+
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    again = [
+        _train_worker(run_dir, cluster, index, {"RECORD_RESTORED": str(tmp_path / f"restored{index}.npz")})
+        for index in range(2)
+    ]
+    for process in again:
+        _, errors = process.communicate(timeout=400)
+        assert process.returncode == 0, errors[-3000:]
+    restored = [np.load(tmp_path / f"restored{index}.npz") for index in range(2)]
+    # The last backup before the kill at step 20 (backups every 4 steps and at each epoch's end).
+    assert int(restored[0]["iterations"]) == int(restored[1]["iterations"])
+    assert 16 <= int(restored[0]["iterations"]) < 20
+    for name in restored[0].files:
+        np.testing.assert_array_equal(restored[0][name], restored[1][name], err_msg=name)
+    final = [_h5_weights(run_dir / "checkpoints" / "last.weights.h5"),
+             _h5_weights(run_dir / "workers" / "1" / "checkpoints" / "last.weights.h5")]
+    assert final[0].keys() == final[1].keys() and len(final[0]) > 20
+    for name in final[0]:
+        np.testing.assert_array_equal(final[0][name], final[1][name], err_msg=name)
+    epochs = [line.split(",")[0] for line in (run_dir / "logs" / "training.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"]

@@ -2,6 +2,7 @@
 
 KILL_AFTER_EPOCH=K: SIGKILL this process right after epoch K's row is written to training.csv
     (before anything else of that epoch's end runs: the checkpoints, the backup).
+KILL_AT_STEP=N: SIGKILL this process when training step N (counted over the run, from 0) begins.
 RECORD_RESTORED=PATH: after the backup is restored at the start of training, write the model's
     weights and the optimizer's step counter to PATH (.npz).
 NAN_AT_STEP=N: the loss the callbacks see at global step N is NaN; just before that step, the
@@ -41,6 +42,13 @@ def on_train_begin(self, logs=None):
 
 
 nan_at = int(os.environ.get("NAN_AT_STEP", "-1"))
+kill_at = int(os.environ.get("KILL_AT_STEP", "-1"))
+
+
+class KillAtStep(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def saved_state(run_dir):
@@ -70,14 +78,15 @@ class InjectNaN(keras.callbacks.Callback):
 fit = keras.Model.fit
 
 
-def fit_with_nan(self, *args, callbacks=None, **kwargs):
+def fit_with_hooks(self, *args, callbacks=None, **kwargs):
     run_dir = Path(sys.argv[sys.argv.index("--output") + 1])
-    return fit(self, *args, callbacks=[InjectNaN(run_dir), *(callbacks or [])], **kwargs)
+    hooks = ([InjectNaN(run_dir)] if nan_at >= 0 else []) + ([KillAtStep()] if kill_at >= 0 else [])
+    return fit(self, *args, callbacks=[*hooks, *(callbacks or [])], **kwargs)
 
 
 if __name__ == "__main__":
     keras.callbacks.CSVLogger.on_epoch_end = on_epoch_end
     trainer.EpochAndStepBackup.on_train_begin = on_train_begin
-    if nan_at >= 0:
-        keras.Model.fit = fit_with_nan
+    if nan_at >= 0 or kill_at >= 0:
+        keras.Model.fit = fit_with_hooks
     sys.exit(cli.main(sys.argv[1:]))
