@@ -228,7 +228,7 @@ def drop_logged_epochs(csv_path, first_epoch):
 
 
 def plot_curves(csv_path, png_path):
-    """PNG of loss and accuracy, train and dev, per epoch."""
+    """PNG of loss and accuracy (train and dev) per epoch, and dev BLEU when it was measured."""
     import csv
 
     import matplotlib
@@ -240,14 +240,18 @@ def plot_curves(csv_path, png_path):
     if not rows:
         return
     epochs = [int(row["epoch"]) + 1 for row in rows]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
-        for prefix, label in (("", "train"), ("val_", "dev")):
-            values = [row.get(prefix + metric, "NA") for row in rows]
-            if "NA" not in values:
-                axis.plot(epochs, [float(value) for value in values], marker="o", label=label)
+    panels = [("loss", ("", "val_")), ("accuracy", ("", "val_"))]
+    if any(row.get("val_bleu") not in (None, "", "NA") for row in rows):
+        panels.append(("bleu", ("val_",)))
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+    for axis, (metric, prefixes) in zip(axes, panels):
+        for prefix in prefixes:
+            points = [(epoch, float(row[prefix + metric])) for epoch, row in zip(epochs, rows)
+                      if row.get(prefix + metric) not in (None, "", "NA")]
+            if points:
+                axis.plot(*zip(*points), marker="o", label="dev" if prefix else "train")
         axis.set_xlabel("epoch")
-        axis.set_title(metric)
+        axis.set_title("dev BLEU (greedy, sample)" if metric == "bleu" else metric)
         axis.legend()
     figure.tight_layout()
     figure.savefig(png_path, dpi=100)

@@ -1,12 +1,15 @@
 """Export a training run as a shipped model with its model card.
 
     .venv/bin/python training/ship_model.py runs/small-fr-en saved_models/fr-en-small \\
-        --dev ../shared/data/tatoeba-fr-en/dev.txt --log runs/small-fr-en.log
+        --dev ../shared/data/tatoeba-fr-en/dev.txt --log runs/small-fr-en.log \\
+        --config training/configs/small-fr-en.yaml --average 5
 
-Exports the best checkpoint, scores it on the whole dev file (greedy and beam 4, cased
-detokenized sacreBLEU and chrF), and writes README.md (the model card) beside the
-SavedModel, with the data attribution, the configuration, the training time and machine,
-the scores and ten sample translations.
+Averages the run's last N epoch checkpoints (`--average`; else exports `--checkpoint`),
+exports it, scores it on the whole dev file (greedy and beam 4, cased detokenized sacreBLEU
+and chrF), and writes README.md (the model card) beside the SavedModel: the data
+attribution, the commands that reproduce it, the scores, the training curves and a
+cross-attention plot, the table of runs (`training/runs.json`), samples, the
+configuration, and the limitations with examples.
 """
 
 import argparse
@@ -19,6 +22,14 @@ from pathlib import Path
 
 from keras_seq2seq import cli
 
+# Outside the training data's domain of short everyday sentences: a long sentence,
+# technical text, a headline.
+LIMITATION_SAMPLES = [
+    "Lorsque nous sommes arrivés à la gare, le train était déjà parti, alors nous avons décidé de "
+    "prendre un taxi pour rejoindre nos amis qui nous attendaient depuis une heure au restaurant.",
+    "La fonction renvoie une exception lorsque le tampon mémoire dépasse la taille maximale autorisée.",
+    "Grève à la SNCF : trafic perturbé jeudi sur les lignes TER et Intercités.",
+]
 SAMPLES = [
     "Je suis étudiant.",
     "Il fait beau aujourd'hui.",
@@ -61,10 +72,18 @@ def main():
     parser.add_argument("--dev", required=True)
     parser.add_argument("--log", help="the training log, for the training time")
     parser.add_argument("--checkpoint", default="best")
+    parser.add_argument("--average", type=int, default=0, help="average the last N epoch checkpoints, ship that")
+    parser.add_argument("--config", help="the YAML config the run was trained with (for the card's commands)")
+    parser.add_argument("--runs", default=str(Path(__file__).resolve().parent / "runs.json"),
+                        help="JSON list of the runs made for this model (the card's table)")
     args = parser.parse_args()
     run_dir, output = Path(args.run_dir), Path(args.output)
 
-    _run(["export", str(run_dir), "--output", str(output), "--checkpoint", args.checkpoint])
+    checkpoint = args.checkpoint
+    if args.average:
+        _run(["average", str(run_dir), "--last", str(args.average)])
+        checkpoint = "averaged"
+    _run(["export", str(run_dir), "--output", str(output), "--checkpoint", checkpoint])
     scores = {}
     for name, beam in (("greedy", []), ("beam4", ["--beam"])):
         scores[name] = cli.command_evaluate(
@@ -75,6 +94,15 @@ def main():
         )
     translate = cli.load_translate_fn(output)
     samples = list(zip(SAMPLES, translate(SAMPLES)))
+    limitations = list(zip(LIMITATION_SAMPLES, translate(LIMITATION_SAMPLES)))
+
+    from keras_seq2seq.runs import load_run
+    from keras_seq2seq.trainer import plot_curves
+    from keras_seq2seq.visualize import plot_cross_attention
+
+    plot_curves(run_dir / "logs" / "training.csv", output / "curves.png")
+    plot_cross_attention(*load_run(output), SAMPLES[9], output / "attention.png")
+    runs = json.loads(Path(args.runs).read_text()) if Path(args.runs).is_file() else []
 
     config = json.loads((run_dir / "config.json").read_text())
     model_config = json.loads((run_dir / "model_config.json").read_text())
@@ -83,12 +111,25 @@ def main():
     size_mb = sum(f.stat().st_size for f in output.rglob("*") if f.is_file()) / 1e6
     model_keys = ("num_layers", "d_model", "num_heads", "ff_dim", "dropout", "max_length",
                   "source_vocab_size", "target_vocab_size", "tie_embeddings", "normalize_first")
+    if args.average:
+        selected = f"the mean of the last {args.average} epoch checkpoints"
+    else:
+        selected = f"checkpoint `{checkpoint}`"
+    config_file = args.config or "training/configs/CONFIG.yaml"
+    selection = f"--average {args.average}" if args.average else f"--checkpoint {checkpoint}"
+    rows = "".join(
+        f"| {run['name']} | {run['configuration']} | {run['epochs']} | {run['hours']} | {run['host']} | "
+        f"{run['bleu_greedy']} | {run['bleu_beam4']} | {run['chrf_beam4']} |\n"
+        for run in runs
+    )
+    sample_rows = "".join(f"| {source} | {target} |\n" for source, target in samples)
+    limitation_rows = "".join(f"| {source} | {target} |\n" for source, target in limitations)
     card = f"""# {output.name}: French -> English, keras-seq2seq `{config['model']['preset']}` preset
 
 A Transformer encoder-decoder trained with keras-seq2seq, exported as a SavedModel that takes
 French strings and returns English strings (SentencePiece tokenizers inside).
 
-    .venv/bin/keras-seq2seq translate --model {output} "Je suis étudiant."
+    keras-seq2seq translate --model {output} "Je suis étudiant."
 
 ## Data and license
 
@@ -107,16 +148,49 @@ attribution.
 
 Signatures: `{scores['greedy']['bleu_signature']}`, `{scores['greedy']['chrf_signature']}`.
 
+## How it was made
+
+From a clean checkout (`python3 dev.py test` sets up `.venv`; DEV.txt is the corpus's
+`dev.txt`: `../shared/data/tatoeba-fr-en/dev.txt`, or the fetched copy, see the README):
+
+    .venv/bin/keras-seq2seq train --config {config_file} --output runs/{output.name} > runs/{output.name}.log
+    .venv/bin/python training/ship_model.py runs/{output.name} saved_models/{output.name} --dev DEV.txt \\
+        --log runs/{output.name}.log --config {config_file} {selection}
+
+A stopped training resumes from its backup when the first command is started again.
+
+![Training curves: loss, accuracy and dev BLEU by epoch](curves.png)
+
+![Cross-attention of the last decoder block](attention.png)
+
+## Runs
+
+Every run made for this model, scored on the whole `dev.txt` (chrF with beam 4):
+
+| run | configuration | epochs | hours | host | BLEU greedy | BLEU beam 4 | chrF beam 4 |
+|---|---|---|---|---|---|---|---|
+{rows}
 ## Samples (greedy)
 
 | French | English (this model) |
 |---|---|
-""" + "".join(f"| {source} | {target} |\n" for source, target in samples) + f"""
+{sample_rows}
+## Limitations
+
+Trained on Tatoeba only: short everyday sentences. Long sentences, technical vocabulary and
+headlines are outside its domain; it may drop clauses, translate word for word, or repeat
+itself on them:
+
+| French | English (this model, greedy) |
+|---|---|
+{limitation_rows}
+Sources longer than {model_config.get('max_length')} tokens are truncated; an empty or blank
+source gives an empty translation.
+
 ## Model
 
 {', '.join(f'{key} {model_config[key]}' for key in model_keys if key in model_config)};
-{sum(1 for _ in history) - 1} epochs logged; checkpoint `{args.checkpoint}` (lowest dev loss).
-SavedModel size {size_mb:.1f} MB.
+{sum(1 for _ in history) - 1} epochs logged; shipped: {selected}. SavedModel size {size_mb:.1f} MB.
 
 ## Training
 
@@ -127,12 +201,6 @@ SavedModel size {size_mb:.1f} MB.
 ```json
 {json.dumps(config, indent=2)}
 ```
-
-## What would raise the score
-
-More epochs (the dev loss was still falling when this run stopped), a larger model (`base`)
-or a shared vocabulary with tied embeddings, averaging the last checkpoints, and tuning the
-beam size and length penalty on dev.
 """
     (output / "README.md").write_text(card, encoding="utf-8")
     print(f"model card: {output / 'README.md'}")
