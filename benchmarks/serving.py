@@ -1,0 +1,151 @@
+"""Serving cost of an export: memory, time to the first translation, dev throughput (issue 21).
+
+    .venv/bin/python benchmarks/serving.py [--model saved_models/fr-en-small] [--ct2 DIR] [--skip-throughput]
+
+Each case runs in a fresh process, one after the other in this one invocation, and the
+table compares them (on a shared 2-core machine, compare figures of one invocation only):
+
+- `import`: `import tensorflow, tensorflow_text`, nothing else (the floor of any TF server).
+- `savedmodel`: the SavedModel loaded with only TensorFlow and tensorflow-text; peak
+  resident memory after loading, after the first greedy translation of one sentence, and
+  after greedy and beam 4 on batches of 64 dev sentences; seconds from the process start.
+- `cli`: `keras-seq2seq translate --model M "Je suis étudiant."`, wall time of the command.
+- `ct2`: the same weights in CTranslate2 (int8, converted by `export --format ctranslate2`),
+  the same steps.
+- throughput: all `dev.txt` sentences in batches of 64 in file order, greedy and beam 4,
+  sentences per second, for the SavedModel and CTranslate2 int8 (each in its own process).
+
+Peak resident memory is `ru_maxrss` of the measuring process (Linux keeps it across exec,
+so this script itself imports neither TensorFlow nor the package).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SENTENCE = "Je suis étudiant."
+
+CASE = r'''
+import json, os, resource, sys, time
+started = float(sys.argv[1]); kind = sys.argv[2]; model = sys.argv[3]; dev = sys.argv[4]; throughput = sys.argv[5] == "1"
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+def now(): return time.time() - started
+marks = {}
+sources = [line.split("\t")[1] for line in open(dev, encoding="utf-8") if line.count("\t") >= 1]
+batches = [sources[i:i + 64] for i in range(0, len(sources), 64)]
+if kind in ("import", "savedmodel"):
+    import tensorflow as tf, tensorflow_text
+    marks["import"] = (now(), rss())
+    if kind == "savedmodel":
+        loaded = tf.saved_model.load(model)
+        greedy, beam = loaded.signatures["serving_default"], loaded.signatures["beam_search"]
+        marks["load"] = (now(), rss())
+        first = greedy(text=tf.constant(["Je suis étudiant."]))["translation"].numpy()[0].decode()
+        marks["first translation"] = (now(), rss())
+        greedy(text=tf.constant(batches[0])); marks["greedy, 64 sentences"] = (now(), rss())
+        beam(text=tf.constant(batches[0])); marks["beam 4, 64 sentences"] = (now(), rss())
+        call = lambda batch, search: (greedy if search == "greedy" else beam)(text=tf.constant(batch))
+else:
+    import ctranslate2, sentencepiece
+    marks["import"] = (now(), rss())
+    translator = ctranslate2.Translator(model, device="cpu", compute_type="int8", intra_threads=os.cpu_count())
+    source_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "source.spm.model"))
+    target_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "target.spm.model"))
+    marks["load"] = (now(), rss())
+    def call(batch, search):
+        pieces = [source_sp.encode(text, out_type=str) for text in batch]
+        results = translator.translate_batch(pieces, beam_size=1 if search == "greedy" else 4, max_batch_size=64)
+        return [target_sp.decode(result.hypotheses[0]) for result in results]
+    first = call(["Je suis étudiant."], "greedy")[0]
+    marks["first translation"] = (now(), rss())
+    call(batches[0], "greedy"); marks["greedy, 64 sentences"] = (now(), rss())
+    call(batches[0], "beam"); marks["beam 4, 64 sentences"] = (now(), rss())
+rates = {}
+if throughput and kind != "import":
+    for search in ("greedy", "beam"):
+        begin = time.perf_counter()
+        for batch in batches:
+            call(batch, search)
+        rates[search] = len(sources) / (time.perf_counter() - begin)
+print(json.dumps({"marks": marks, "rates": rates, "first": locals().get("first")}))
+'''
+
+
+def run_case(kind, model, dev, throughput):
+    started = time.time()
+    result = subprocess.run(
+        [sys.executable, "-c", CASE, str(started), kind, str(model), str(dev), "1" if throughput else "0"],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    if result.returncode:
+        raise RuntimeError(f"{kind} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cli_first_translation(model):
+    started = time.time()
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "keras-seq2seq"), "translate", "--model", str(model), SENTENCE],
+        capture_output=True, text=True,
+    )
+    return time.time() - started, result.stdout.strip()
+
+
+def ct2_model(model, directory):
+    """A CTranslate2 int8 conversion of the export's weights, with its SentencePiece models beside it."""
+    import shutil
+
+    subprocess.run(
+        [str(Path(sys.executable).parent / "keras-seq2seq"), "export", str(model), "--output", str(directory),
+         "--format", "ctranslate2", "--quantization", "int8"],
+        check=True, capture_output=True,
+    )
+    for name in ("source.spm.model", "target.spm.model"):
+        shutil.copy(Path(model) / "assets.extra" / name, Path(directory) / name)
+    return directory
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(ROOT / "saved_models" / "fr-en-small"))
+    parser.add_argument("--dev", help="dev.txt (default: the default corpus's)")
+    parser.add_argument("--ct2", help="a CTranslate2 conversion to use (default: converted now, int8)")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    if args.dev is None:  # asked in a child: importing the package here would raise every child's peak RSS
+        args.dev = subprocess.run(
+            [sys.executable, "-c", "from keras_seq2seq.data.fetch import default_corpus_files as f; print(f()['dev'])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1]
+    size_mb = sum(f.stat().st_size for f in Path(args.model).rglob("*") if f.is_file()) / 1e6
+    with tempfile.TemporaryDirectory() as work:
+        ct2 = args.ct2 or ct2_model(args.model, Path(work) / "ct2")
+        results = {kind: run_case(kind, path, args.dev, not args.skip_throughput)
+                   for kind, path in (("import", args.model), ("savedmodel", args.model), ("ct2", ct2))}
+        cli_seconds, cli_output = cli_first_translation(args.model)
+
+    print(f"model {args.model} ({size_mb:.1f} MB); `keras-seq2seq translate` of one sentence: "
+          f"{cli_seconds:.1f} s wall ({cli_output!r}); `import tensorflow, tensorflow_text`: "
+          f"{results['import']['marks']['import'][0]:.1f} s, {results['import']['marks']['import'][1]:.2f} GiB\n")
+    print("| step | SavedModel: s from start | SavedModel: peak RSS GiB | CTranslate2 int8: s | CT2: peak RSS GiB |")
+    print("|---|---|---|---|---|")
+    for step in results["savedmodel"]["marks"]:
+        ours, theirs = results["savedmodel"]["marks"][step], results["ct2"]["marks"].get(step, (None, None))
+        print(f"| {step} | {ours[0]:.1f} | {ours[1]:.2f} | {theirs[0]:.1f} | {theirs[1]:.2f} |")
+    if not args.skip_throughput:
+        print("\n| dev.txt, batches of 64 | SavedModel sentences/s | CT2 int8 sentences/s | ratio |")
+        print("|---|---|---|---|")
+        for search in ("greedy", "beam"):
+            ours, theirs = results["savedmodel"]["rates"][search], results["ct2"]["rates"][search]
+            print(f"| {'greedy' if search == 'greedy' else 'beam 4'} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
