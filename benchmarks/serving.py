@@ -33,7 +33,8 @@ SENTENCE = "Je suis étudiant."
 
 CASE = r'''
 import json, os, resource, sys, time
-started = float(sys.argv[1]); kind = sys.argv[2]; model = sys.argv[3]; dev = sys.argv[4]; throughput = sys.argv[5] == "1"
+started, kind, model, dev = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+throughput = sys.argv[5] == "1"
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 def now(): return time.time() - started
@@ -144,7 +145,8 @@ def main():
         print("|---|---|---|---|")
         for search in ("greedy", "beam"):
             ours, theirs = results["savedmodel"]["rates"][search], results["ct2"]["rates"][search]
-            print(f"| {'greedy' if search == 'greedy' else 'beam 4'} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f}x |")
+            name = "greedy" if search == "greedy" else "beam 4"
+            print(f"| {name} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f}x |")
 
 
 if __name__ == "__main__":

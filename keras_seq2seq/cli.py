@@ -109,9 +109,9 @@ def command_average(args):
     from keras_seq2seq.averaging import average_run
 
     output, averaged = average_run(args.run_dir, args.last, args.checkpoints, args.output)
+    checkpoint = _checkpoint_argument(args.run_dir, output)
     print(f"averaged {', '.join(path.name for path in averaged)} into {output}\n"
-          f"export it with: keras-seq2seq export {args.run_dir} --checkpoint {_checkpoint_argument(args.run_dir, output)} "
-          "--output saved_models/NAME")
+          f"export it with: keras-seq2seq export {args.run_dir} --checkpoint {checkpoint} --output saved_models/NAME")
 
 
 def _checkpoint_argument(run_dir, weights):

@@ -19,9 +19,9 @@ from keras_seq2seq.data.fetch import default_corpus_files
 from keras_seq2seq.distribute import worker_index
 from keras_seq2seq.errors import InputError, WorkerLost
 from keras_seq2seq.models import Seq2SeqTransformer
-from keras_seq2seq.runs import RunDirectory
 from keras_seq2seq.objectives import MaskedAccuracy, MaskedCrossEntropy, TransformerSchedule
 from keras_seq2seq.optimizers import FusedAdam
+from keras_seq2seq.runs import RunDirectory
 
 
 def log(message):

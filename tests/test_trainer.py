@@ -97,8 +97,8 @@ def test_seeded_runs_are_reproducible(tmp_path):
     import keras
 
     from keras_seq2seq import trainer
-    from keras_seq2seq.runs import load_run
     from keras_seq2seq.run_config import load_config
+    from keras_seq2seq.runs import load_run
 
     sample = str(Path(__file__).resolve().parent / "fixtures" / "tatoeba-sample.txt")
     overrides = [

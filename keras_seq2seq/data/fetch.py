@@ -2,10 +2,10 @@
 
 Where the environment variable `KERAS_SEQ2SEQ_CORPUS` names a directory, its `train.txt`
 and `dev.txt` are used as they are (`dev.py` sets it to the project's
-`../shared/data/tatoeba-fr-en/` when that exists). Elsewhere the corpus comes from the source archive of the PyPI package
-`nmt==0.0.6`, which carries `fra-eng.zip`: it is fetched with pip, checked against its
-sha256, cached, and split deterministically so that no English or French sentence
-occurs in two splits.
+`../shared/data/tatoeba-fr-en/` when that exists). Elsewhere the corpus comes from the
+source archive of the PyPI package `nmt==0.0.6`, which carries `fra-eng.zip`: it is
+fetched with pip, checked against its sha256, cached, and split deterministically so that
+no English or French sentence occurs in two splits.
 
 Data license: CC-BY 2.0 (France), from tatoeba.org via manythings.org/anki.
 """

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_seq2seq import Translator, load_run
 from keras_seq2seq.data.tokenizers import END_ID, START_ID
 from keras_seq2seq.decoding import beam_search, cache_block_sizes, greedy_decode
-from keras_seq2seq import Translator, load_run
-from keras_seq2seq.serving.translator import _bucketed_batch
 from keras_seq2seq.models import Seq2SeqTransformer
+from keras_seq2seq.serving.translator import _bucketed_batch
 from tests.decoding.reference import reference_beam_search, uncached_greedy_decode
 
 

@@ -135,7 +135,9 @@ def test_searches_through_the_fast_step_give_the_same_tokens(jit_compile):
         np.testing.assert_allclose(scores.numpy(), expected_scores.numpy(), atol=1e-4)
 
 
-STACK = TransformerConfig(num_layers=2, d_model=16, num_heads=2, ff_dim=32, dropout=0.1, max_length=20, source_vocab_size=30)
+STACK = TransformerConfig(
+    num_layers=2, d_model=16, num_heads=2, ff_dim=32, dropout=0.1, max_length=20, source_vocab_size=30
+)
 
 
 @pytest.mark.parametrize("normalize_first", [False, True], ids=["post_norm", "pre_norm"])
