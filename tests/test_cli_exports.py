@@ -28,7 +28,7 @@ def exports(tiny_run, tmp_path_factory):
     run_dir = tiny_run[0]
     _run("export", run_dir, "--checkpoint", "last", "--output", tmp / "xla", cwd=tmp)
     _run("export", run_dir, "--checkpoint", "last", "--no-xla", "--output", tmp / "plain", cwd=tmp)
-    _run("export", tmp / "xla", "--output", tmp / "again", cwd=tmp)  # an export exported again
+    _run("export", tmp / "xla", "--no-xla", "--output", tmp / "again", cwd=tmp)  # an export exported again
     _run("export", run_dir, "--checkpoint", "last", "--format", "ctranslate2", "--output", tmp / "ct2", cwd=tmp)
     (tmp / "input.txt").write_text("Je suis étudiant.\n\n   \nVa !\n")
     return tmp
