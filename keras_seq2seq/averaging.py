@@ -14,19 +14,21 @@ from keras_seq2seq.errors import InputError
 from keras_seq2seq.runs import RunDirectory
 
 
-def average_weights(model, checkpoints):
+def average_weights(model, checkpoints, load=None):
     """Sets `model`'s weights to the mean of `checkpoints` (weights files of that model); returns `model`.
 
     Each weight is summed in float64 and stored back in its own dtype (float32 for a
     model built by `RunDirectory.build_model`, whatever the training precision), so the
     mean of identical checkpoints is that checkpoint, bit for bit. Weights that are not
-    floating point must be equal in every checkpoint.
+    floating point must be equal in every checkpoint. `load(path)` loads a checkpoint into
+    `model` (default: `model.load_weights`).
     """
+    load = load or (lambda path: model.load_weights(str(path)))
     if not checkpoints:
         raise InputError("no checkpoint to average")
     totals = None
     for path in checkpoints:
-        model.load_weights(str(path))
+        load(path)
         values = model.get_weights()
         if totals is None:
             totals, first = [np.zeros(value.shape, np.float64) for value in values], values
@@ -65,9 +67,8 @@ def average_run(run_dir, last=None, checkpoints=None, output=None):
                 f"--last {last}; train with training.keep_checkpoints={last} or more, or average fewer"
             )
         paths = kept[-last:]
-    for path in paths:
-        run.load_weights(model, path)  # a clear error for a truncated or foreign file
-    average_weights(model, paths)
+    # Each checkpoint read once, through the run: a truncated or foreign file gets an error naming it.
+    average_weights(model, paths, load=lambda path: run.load_weights(model, path))
     output = Path(output) if output else run.checkpoint("averaged")
     if not output.name.endswith(".weights.h5"):
         raise InputError(f"--output {output}: the name must end in .weights.h5")
