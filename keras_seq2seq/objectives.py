@@ -109,26 +109,50 @@ class MaskedAccuracy(keras.metrics.Metric):
 class TransformerSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """`scale * d_model^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)` (Vaswani et al., 5.3).
 
-    Steps count from 1, so the first update already has a small non-zero rate.
+    Steps count from 1, so the first update already has a small non-zero rate. `step_offset`
+    starts the curve further along: a run that continues another one's weights (`training.init_from`)
+    goes on at the rate where that run stopped. With `total_steps` and `cooldown_steps`, the rate
+    falls linearly to zero over the last `cooldown_steps` of `total_steps` (a "cool-down", as in
+    warm-up/stable/decay schedules: the final weights then sit at a minimum instead of bouncing
+    around it at a constant rate).
     """
 
-    def __init__(self, d_model, warmup_steps=4000, scale=1.0):
+    def __init__(self, d_model, warmup_steps=4000, scale=1.0, step_offset=0, total_steps=0, cooldown_steps=0):
         if d_model <= 0 or warmup_steps <= 0 or scale <= 0:
             raise ValueError(
                 f"d_model, warmup_steps and scale must be positive, got d_model={d_model!r}, "
                 f"warmup_steps={warmup_steps!r}, scale={scale!r}"
             )
+        if step_offset < 0 or cooldown_steps < 0 or cooldown_steps > total_steps:
+            raise ValueError(
+                "step_offset must not be negative and cooldown_steps must be in [0, total_steps], got "
+                f"step_offset={step_offset!r}, total_steps={total_steps!r}, cooldown_steps={cooldown_steps!r}"
+            )
         self.d_model = d_model
         self.warmup_steps = warmup_steps
         self.scale = scale
+        self.step_offset = step_offset
+        self.total_steps = total_steps
+        self.cooldown_steps = cooldown_steps
 
     def __call__(self, step):
-        step = ops.cast(step, "float32") + 1.0
-        return (
+        step = ops.cast(step, "float32")
+        shifted = step + (self.step_offset + 1.0)
+        rate = (
             self.scale
             * self.d_model**-0.5
-            * ops.minimum(ops.rsqrt(step), step * self.warmup_steps**-1.5)
+            * ops.minimum(ops.rsqrt(shifted), shifted * self.warmup_steps**-1.5)
         )
+        if self.cooldown_steps:
+            rate = rate * ops.clip((self.total_steps - step) / self.cooldown_steps, 0.0, 1.0)
+        return rate
 
     def get_config(self):
-        return {"d_model": self.d_model, "warmup_steps": self.warmup_steps, "scale": self.scale}
+        return {
+            "d_model": self.d_model,
+            "warmup_steps": self.warmup_steps,
+            "scale": self.scale,
+            "step_offset": self.step_offset,
+            "total_steps": self.total_steps,
+            "cooldown_steps": self.cooldown_steps,
+        }

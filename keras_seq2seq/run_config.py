@@ -6,6 +6,7 @@ Command-line overrides use the same dotted names: `training.epochs=3`.
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import yaml
@@ -64,6 +65,12 @@ class TrainingConfig:
     steps_per_epoch: int = 0
     warmup_steps: int = 2000
     lr_scale: float = 1.0
+    # Over the last N epochs the learning rate falls linearly to zero (0: no cool-down).
+    cooldown_epochs: int = 0
+    # Start from the weights (and tokenizers) of another run directory or export, with a new
+    # optimizer; `initial_step` then continues its learning-rate curve (its step count).
+    init_from: str = ""
+    initial_step: int = 0
     label_smoothing: float = 0.1
     clipnorm: float = 0.0
     strategy: str = "auto"
@@ -140,6 +147,8 @@ _NON_NEGATIVE = {
     "training.backup_every_steps",
     "training.keep_checkpoints",
     "training.collective_timeout",
+    "training.cooldown_epochs",
+    "training.initial_step",
     "training.seed",
 }
 
@@ -153,8 +162,16 @@ def _coerce(key, value, field_type):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif field_type is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string, YAML 1.1's rule
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+        if number is not None:
+            if not math.isfinite(number):
+                raise ConfigError(f"{key} must be a finite number, got {key}={value!r}")
+            return float(number)
     elif field_type is str:
         if isinstance(value, str):
             return value
@@ -204,6 +221,15 @@ def _check_model(config):
     if corpus.kind == "tfds" and not (corpus.tfds_name and corpus.source_language and corpus.target_language):
         raise ConfigError(
             "corpus.kind='tfds' needs corpus.tfds_name, corpus.source_language and corpus.target_language"
+        )
+    if config.training.cooldown_epochs > config.training.epochs:
+        raise ConfigError(
+            f"training.cooldown_epochs must be at most training.epochs={config.training.epochs}, "
+            f"got training.cooldown_epochs={config.training.cooldown_epochs}"
+        )
+    if config.training.init_from and not Path(config.training.init_from).exists():
+        raise ConfigError(
+            f"training.init_from={config.training.init_from!r} does not exist; give a run directory or an export"
         )
     if config.training.token_budget < config.training.max_length:
         raise ConfigError(

@@ -129,6 +129,17 @@ def load_run(path, checkpoint="best"):
     return (model, *run.load_tokenizers())
 
 
+def tokenizer_files(path):
+    """`{"source": file, "target": file}`: the SentencePiece models of a run directory or an export."""
+    from keras_seq2seq.serving.saved_model import SOURCE_PROTO, TARGET_PROTO, is_saved_model
+
+    if is_saved_model(path):
+        extra = Path(path) / "assets.extra"
+        return {"source": extra / SOURCE_PROTO, "target": extra / TARGET_PROTO}
+    run = RunDirectory(path)
+    return {side: run.tokenizer(side) for side in ("source", "target")}
+
+
 def describe_non_model(path):
     """What is wrong with `path` as a model: a message for `InputError`."""
     path = Path(path)

@@ -21,7 +21,8 @@ from keras_seq2seq.errors import InputError, WorkerLost
 from keras_seq2seq.models import Seq2SeqTransformer
 from keras_seq2seq.objectives import MaskedAccuracy, MaskedCrossEntropy, TransformerSchedule
 from keras_seq2seq.optimizers import FusedAdam
-from keras_seq2seq.runs import RunDirectory
+from keras_seq2seq.run_config import ConfigError
+from keras_seq2seq.runs import RunDirectory, load_run, tokenizer_files
 
 
 def log(message):
@@ -60,6 +61,12 @@ def load_pairs(corpus):
 def prepare_tokenizers(config, train_pairs, run):
     """Trains the SentencePiece models on the training pairs, or reloads the run's own (a `RunDirectory`)."""
     paths = {side: run.tokenizer(side) for side in ("source", "target")}
+    if config.training.init_from and not all(path.exists() for path in paths.values()):
+        for side, origin in tokenizer_files(config.training.init_from).items():
+            if not origin.is_file():
+                raise InputError(f"training.init_from: {origin} does not exist, so the {side} tokenizer cannot be reused")
+            tokenizers.save_proto(origin.read_bytes(), paths[side])
+        log(f"tokenizers taken from {config.training.init_from}")
     if not all(path.exists() for path in paths.values()):
         settings = config.tokenizer
         train = lambda texts, size: tokenizers.train_sentencepiece(
@@ -79,6 +86,20 @@ def prepare_tokenizers(config, train_pairs, run):
             tokenizers.save_proto(proto, paths[name])
         log(f"trained SentencePiece tokenizers in {run.tokenizers}")
     return run.load_tokenizers()
+
+
+def initialize_from(model, path):
+    """Sets `model`'s weights to those of the run directory (its best checkpoint) or export at `path`;
+    the two models must have the same configuration."""
+    origin, _, _ = load_run(path)
+    mine = {key: value for key, value in model.get_config().items() if key not in ("name", "dtype", "trainable")}
+    theirs = {key: value for key, value in origin.get_config().items() if key not in ("name", "dtype", "trainable")}
+    differences = {key: (theirs.get(key), value) for key, value in mine.items() if theirs.get(key) != value}
+    if differences:
+        described = ", ".join(f"{key}: {was!r} there, {now!r} here" for key, (was, now) in sorted(differences.items()))
+        raise ConfigError(f"training.init_from={str(path)!r} holds another model ({described})")
+    model.set_weights(origin.get_weights())
+    log(f"weights taken from {path}")
 
 
 def make_strategy(name, collective_timeout=0):
@@ -315,7 +336,14 @@ def train(config, run_dir):
             config.transformer_config(source_tokenizer.vocabulary_size(), target_tokenizer.vocabulary_size())
         )
         optimizer = FusedAdam(
-            TransformerSchedule(model.config.d_model, settings.warmup_steps, settings.lr_scale),
+            TransformerSchedule(
+                model.config.d_model,
+                settings.warmup_steps,
+                settings.lr_scale,
+                step_offset=settings.initial_step,
+                total_steps=settings.epochs * steps_per_epoch,
+                cooldown_steps=settings.cooldown_epochs * steps_per_epoch,
+            ),
             beta_1=0.9,
             beta_2=0.98,
             epsilon=1e-9,
@@ -328,6 +356,8 @@ def train(config, run_dir):
             jit_compile=settings.jit_compile,
         )
         model.build()
+        if settings.init_from and resumed_epoch(run.backup) == 0:
+            initialize_from(model, settings.init_from)
         if distributed:  # Keras needs a hand
             distribute.enable_distributed_fit(model)
     run.write_model_config(model)

@@ -77,6 +77,30 @@ def test_schedule_warms_up_then_decays():
     np.testing.assert_allclose(rates[3], 256**-0.5 * 400**-0.5, rtol=1e-5)
 
 
+def test_schedule_continues_at_an_offset_and_cools_down_to_zero():
+    from keras_seq2seq.objectives import TransformerSchedule
+
+    plain = TransformerSchedule(d_model=256, warmup_steps=100, scale=0.7)
+    continued = TransformerSchedule(d_model=256, warmup_steps=100, scale=0.7, step_offset=500)
+    for step in (0, 7, 300):
+        np.testing.assert_allclose(float(continued(step)), float(plain(step + 500)), rtol=1e-6)
+    cooled = TransformerSchedule(256, 100, 0.7, step_offset=500, total_steps=1000, cooldown_steps=400)
+    for step in (0, 599):  # before the cool-down: the plain curve
+        np.testing.assert_allclose(float(cooled(step)), float(continued(step)), rtol=1e-6)
+    for step, fraction in ((600, 1.0), (800, 0.5), (999, 1 / 400), (1000, 0.0), (1200, 0.0)):
+        np.testing.assert_allclose(float(cooled(step)), fraction * float(continued(step)), rtol=1e-5, atol=1e-12)
+    with pytest.raises(ValueError, match="cooldown_steps=20"):
+        TransformerSchedule(256, 100, total_steps=10, cooldown_steps=20)
+
+
+def test_rates_written_in_exponent_notation_are_numbers():
+    from keras_seq2seq.run_config import load_config
+
+    # PyYAML (YAML 1.1) reads "1e-4" as a string; the configuration takes it as the number.
+    assert load_config(None, ["training.lr_scale=1e-4"]).training.lr_scale == 1e-4
+    assert load_config(None, ["training.clipnorm=2E0"]).training.clipnorm == 2.0
+
+
 def test_nan_guard_stops_before_anything_is_saved():
     import math
 
@@ -141,3 +165,44 @@ def test_loss_gradient_is_the_smoothed_softmax_difference():
         reference = tf.reduce_sum(-tf.reduce_sum(target * log_probabilities, -1) * tf.constant([[1.0, 2.0, 3.0]]))
     np.testing.assert_allclose(float(loss), float(reference), rtol=1e-5)
     np.testing.assert_allclose(gradient, tape.gradient(reference, logits).numpy(), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_run_continues_the_weights_and_tokenizers_of_an_export(tmp_path):
+    """`training.init_from` takes a shipped export's tokenizers and weights; with a vanishing
+    learning rate one step leaves the weights where the export had them."""
+    from pathlib import Path
+
+    import keras
+
+    from keras_seq2seq import trainer
+    from keras_seq2seq.run_config import ConfigError, load_config
+    from keras_seq2seq.runs import load_run
+
+    root = Path(__file__).resolve().parent.parent
+    shipped = root / "saved_models" / "fr-en-small"
+    sample = str(root / "tests" / "fixtures" / "tatoeba-sample.txt")
+    overrides = [
+        f"corpus.train={sample}", f"corpus.dev={sample}", "corpus.limit=32", "model.preset=small",
+        "training.token_budget=256", "training.max_length=32", "training.epochs=1",
+        "training.steps_per_epoch=1", "training.verbose=0", "training.backup_every_steps=0",
+        f"training.init_from={shipped}", "training.initial_step=4608", "training.lr_scale=1e-9",
+    ]
+    trainer.train(load_config(None, overrides), tmp_path / "continued")
+    keras.mixed_precision.set_global_policy("float32")
+    continued, source, _ = load_run(tmp_path / "continued", "last")
+    origin, origin_source, _ = load_run(shipped)
+    sentence = "Je suis étudiant."
+    assert np.asarray(source.tokenize(sentence)).tolist() == np.asarray(origin_source.tokenize(sentence)).tolist()
+    for side, proto in (("source", "source.spm.model"), ("target", "target.spm.model")):
+        assert (tmp_path / "continued" / "tokenizers" / f"{side}.model").read_bytes() == (
+            shipped / "assets.extra" / proto
+        ).read_bytes()
+    assert len(continued.weights) == len(origin.weights)
+    for mine, theirs in zip(continued.weights, origin.weights):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), atol=1e-6, err_msg=mine.path)
+
+    with pytest.raises(ConfigError, match=r"holds another model \(d_model: 256 there, 32 here"):
+        trainer.train(load_config(None, [*overrides[:-3], f"training.init_from={shipped}", "model.preset=tiny"]),
+                      tmp_path / "other")
+    keras.mixed_precision.set_global_policy("float32")
