@@ -64,7 +64,7 @@ def prepare_tokenizers(config, train_pairs, run):
     if config.training.init_from and not all(path.exists() for path in paths.values()):
         for side, origin in tokenizer_files(config.training.init_from).items():
             if not origin.is_file():
-                raise InputError(f"training.init_from: {origin} does not exist, so the {side} tokenizer cannot be reused")
+                raise InputError(f"training.init_from: no {side} tokenizer {origin} to reuse")
             tokenizers.save_proto(origin.read_bytes(), paths[side])
         log(f"tokenizers taken from {config.training.init_from}")
     if not all(path.exists() for path in paths.values()):
