@@ -41,7 +41,7 @@ SHIPPED = ROOT / "saved_models" / "fr-en-small" / "assets.extra"
 def dims(preset):
     from keras_seq2seq.models.presets import PRESETS
 
-    return PRESETS[preset]
+    return PRESETS[preset].to_dict()
 
 
 def training_flops(config, batch, source_length, target_length, vocab=VOCAB):

@@ -93,10 +93,10 @@ def command_export(args):
     if args.format == "ctranslate2":
         from keras_seq2seq.ctranslate2 import convert
 
-        path = convert(*loaded, args.output, quantization=args.quantization)
+        path = convert(*loaded, args.output, quantization=args.quantization or args.quantize)
         print(f"CTranslate2 model written to {path} (it takes and returns SentencePiece pieces)")
         return
-    translator = Translator(*loaded, jit_compile=not args.no_xla)
+    translator = Translator(*loaded, jit_compile=not args.no_xla, quantize=args.quantize)
     config = run_dir / "config.json"
     if not config.exists():  # re-exporting an export
         config = run_dir / "assets.extra" / "config.json"
@@ -221,6 +221,9 @@ def build_parser():
     export.add_argument("--format", default="saved_model", choices=["saved_model", "ctranslate2"])
     export.add_argument("--no-xla", action="store_true", help="decode without XLA (runtimes that lack it)")
     export.add_argument("--quantization", default=None, help="ctranslate2 only: int8, bfloat16, ...")
+    export.add_argument(
+        "--quantize", choices=["int8"], help="store int8 weights (per-output-channel scales; about a quarter of the size)"
+    )
     export.set_defaults(function=command_export)
 
     average = commands.add_parser("average", help="average a run's last epoch checkpoints into one")

@@ -26,13 +26,14 @@ from keras_seq2seq.decoding.length import (
     output_length_limits,
     source_lengths,
 )
-from keras_seq2seq.decoding.step import DecodingStep, Encoded, as_decoding_step
+from keras_seq2seq.decoding.step import DecodingStep, Encoded, SharedStep, as_decoding_step
 
 __all__ = [
     "LENGTH_BUCKET",
     "BeamState",
     "DecodingStep",
     "Encoded",
+    "SharedStep",
     "GreedyState",
     "as_decoding_step",
     "beam_search",

@@ -1,6 +1,10 @@
 """The decoder as the searches see it: a step function built once from a model."""
 
+import contextlib
 from typing import NamedTuple
+
+import keras
+import tensorflow as tf
 
 from keras_seq2seq.layers import MaskedMHA
 
@@ -67,6 +71,104 @@ class DecodingStep:
             token_ids[:, None], step, cache, encoded.cross_key_values, encoded.source_mask, cache_slots=cache_slots
         )
         return logits[:, 0], cache
+
+
+class SharedStep(DecodingStep):
+    """`step`, with its decoder step run as a `tf.function` traced once for every shape.
+
+    A search traces its step once per loop (`while_in_cache_blocks` runs one loop per
+    cache size), and a `Translator` traces several searches: each trace is a copy of the
+    whole decoder in the graph. Called through `SharedStep`, every loop calls one
+    function instead (two: with and without `cache_slots`), traced with every dimension
+    unknown; XLA still compiles each call site for its shapes. A SavedModel of the
+    `Translator` is then a fraction of the size, and loads in a fraction of the time and
+    memory (loading rebuilds every function of the graph in Python). The computation is
+    the same, op for op.
+
+    Args:
+        step: a `DecodingStep` (or subclass).
+    """
+
+    def __init__(self, step):
+        self.step = step
+        self.model, self.vocab_size, self.max_length = step.model, step.vocab_size, step.max_length
+        self._functions = {}
+        self._binding = None
+
+    def encode(self, source_ids):
+        return self.step.encode(source_ids)
+
+    def encode_tokens(self, source_ids, positions):
+        return self.step.encode_tokens(source_ids, positions)
+
+    def init_cache(self, batch_size, length):
+        return self.step.init_cache(batch_size, length)
+
+    def share_cache(self, cache, group_size):
+        return self.step.share_cache(cache, group_size)
+
+    @contextlib.contextmanager
+    def bound(self, variables, values, step_weights=None):
+        """Within (while a search is traced): the step computes with `values` in place of the
+        model's `variables` (`keras.StatelessScope`), and with `step_weights` in place of an
+        `XlaCpuStep`'s own. They reach the step function as arguments: a function called from
+        several graphs cannot capture a tensor of one of them. (Dequantized weights:
+        `serving.quantization`.)"""
+        self._binding = (variables, values, step_weights)
+        try:
+            yield
+        finally:
+            self._binding = None
+
+    def __call__(self, token_ids, step, cache, encoded, cache_slots=None):
+        arguments = [token_ids, step, cache, encoded] + ([] if cache_slots is None else [cache_slots])
+        binding = self._binding
+        if binding is not None:
+            variables, values, step_weights = binding
+            arguments.append([values, [] if step_weights is None else _flat_step_weights(step_weights)])
+        arguments = tf.nest.map_structure(tf.convert_to_tensor, arguments)
+        key = (cache_slots is not None, binding is not None)
+        if key not in self._functions:
+            relaxed = lambda tensor: tf.TensorSpec([None] * tensor.shape.rank, tensor.dtype)
+            signature = tf.nest.map_structure(relaxed, arguments[: len(arguments) - (binding is not None)])
+            if binding is not None:  # weights: their own shapes
+                signature.append(tf.nest.map_structure(tf.TensorSpec.from_tensor, arguments[-1]))
+            self._functions[key] = tf.function(self._body(binding), input_signature=signature)
+        logits, new_cache = self._functions[key](*arguments)
+        # The function's outputs have unknown shapes: give back the ones the loops carry.
+        logits.set_shape([token_ids.shape[0], self.vocab_size])
+        for new, old in zip(tf.nest.flatten(new_cache), tf.nest.flatten(cache)):
+            new.set_shape(old.shape)
+        return logits, new_cache
+
+    def _body(self, binding):
+        if binding is None:
+            return lambda *given: self.step(*given)
+        variables, _, step_weights = binding
+
+        def body(*given):
+            *given, (values, copies) = given
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                if step_weights is None:
+                    return self.step(*given)
+                with self.step.using(_unflat_step_weights(step_weights, copies)):
+                    return self.step(*given)
+
+        return body
+
+
+def _flat_step_weights(step_weights):
+    leaves = tf.nest.flatten((step_weights.output_kernel, step_weights.transposed, step_weights.blocks))
+    return [leaf for leaf in leaves if leaf is not None]
+
+
+def _unflat_step_weights(template, flat):
+    """A copy of `template` (a `StepWeights`) holding the tensors `flat` (`_flat_step_weights`)."""
+    structure = (template.output_kernel, template.transposed, template.blocks)
+    given = iter(flat)
+    leaves = [None if leaf is None else next(given) for leaf in tf.nest.flatten(structure)]
+    output_kernel, transposed, blocks = tf.nest.pack_sequence_as(structure, leaves)
+    return type(template)(output_kernel, transposed, blocks)
 
 
 def as_decoding_step(model_or_step):

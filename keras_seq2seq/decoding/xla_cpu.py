@@ -23,6 +23,8 @@ in-process A/Bs and the benchmark tables are in `benchmarks/README.md`):
 model's own layers) up to float rounding, which the tests check.
 """
 
+import contextlib
+
 import tensorflow as tf
 from keras import ops
 from tensorflow.compiler.tf2xla.python import xla
@@ -97,9 +99,14 @@ class StepWeights(tf.Module):
         self.blocks = blocks
 
     @classmethod
-    def from_model(cls, model):
+    def from_model(cls, model, as_variables=True):
+        """The copies of `model`'s current weights; `as_variables=False`: tensors computed in the
+        current graph (from weights that change between calls, such as dequantized ones)."""
         decoder = model.decoder
-        variable = lambda value, name: tf.Variable(value, trainable=False, name=name)
+        if as_variables:
+            variable = lambda value, name: tf.Variable(value, trainable=False, name=name)
+        else:
+            variable = lambda value, name: tf.convert_to_tensor(value)
         output_kernel = None
         if decoder.config.tie_embeddings:
             embeddings = ops.cast(decoder.embedding.embeddings, decoder.compute_dtype)
@@ -179,6 +186,15 @@ class XlaCpuStep(DecodingStep):
     def __init__(self, model, weights):
         super().__init__(model)
         self.weights = weights
+
+    @contextlib.contextmanager
+    def using(self, weights):
+        """Within: the step reads `weights` (a `StepWeights`) instead of its own."""
+        own, self.weights = self.weights, weights
+        try:
+            yield
+        finally:
+            self.weights = own
 
     def __call__(self, token_ids, step, cache, encoded, cache_slots=None):
         decoder = self.model.decoder

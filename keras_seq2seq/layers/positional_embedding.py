@@ -77,8 +77,21 @@ class PositionalEmbedding(keras.layers.Layer):
 
     @property
     def embeddings(self):
-        """The [vocab_size, d_model] embedding matrix (for tying the output projection)."""
-        return self.token_embedding.embeddings
+        """The [vocab_size, d_model] embedding matrix (for tying the output projection).
+
+        After `quantize("int8")` (Keras' int8 Embedding: one scale per token), the matrix
+        computed back in float from the int8 values and scales.
+        """
+        layer = self.token_embedding
+        mode = layer.quantization_mode
+        if mode is None:
+            return layer.embeddings
+        if mode != "int8":
+            raise NotImplementedError(f"{self.name}: tied embeddings quantized as {mode!r} (int8 is supported)")
+        return ops.divide(
+            ops.cast(layer._embeddings, self.compute_dtype),
+            ops.expand_dims(ops.cast(layer.embeddings_scale, self.compute_dtype), -1),
+        )
 
     def call(self, token_ids, start_index=0):
         length = token_ids.shape[1]

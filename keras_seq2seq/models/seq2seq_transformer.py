@@ -41,7 +41,7 @@ class Seq2SeqTransformer(keras.Model):
         Vaswani et al., "Attention Is All You Need", 2017.
     """
 
-    def __init__(self, config=None, **kwargs):
+    def __init__(self, config=None, quantization=None, **kwargs):
         fields = {name: kwargs.pop(name) for name in TransformerConfig.field_names() if name in kwargs}
         kwargs.setdefault("name", "seq2seq_transformer")
         super().__init__(**kwargs)
@@ -50,6 +50,9 @@ class Seq2SeqTransformer(keras.Model):
         elif fields:
             raise TypeError(f"give the hyper-parameters in `config` or as keywords, not both: {sorted(fields)}")
         self.config = as_config(config).require_vocabularies()
+        # From the config of a quantized model: `build` quantizes the same way, so that a
+        # `.keras` file of it loads (its int8 weights then replace the values quantized here).
+        self._quantization_to_apply = quantization
         self.encoder = Encoder(self.config, dtype=self.dtype_policy, name="encoder")
         self.decoder = Decoder(self.config, dtype=self.dtype_policy, name="decoder")
 
@@ -63,6 +66,24 @@ class Seq2SeqTransformer(keras.Model):
         self.encoder.build(None)
         self.decoder.build(None)
         self.built = True
+        if self._quantization_to_apply:
+            settings, self._quantization_to_apply = self._quantization_to_apply, None
+            config = settings.get("config")
+            self.quantize(settings["mode"], config=keras.saving.deserialize_keras_object(config) if config else None)
+
+    def quantization(self):
+        """`{"mode": ..., "config": ...}` of a model quantized with `quantize` (Keras'), else None."""
+        layers = [layer for layer in self._flatten_layers() if getattr(layer, "quantization_mode", None)]
+        if not layers:
+            return None
+        modes = {layer.quantization_mode for layer in layers}
+        if len(modes) > 1:
+            raise ValueError(f"{self.name} mixes quantization modes {sorted(modes)}: it cannot be saved")
+        config = getattr(layers[0], "quantization_config", None)
+        return {
+            "mode": modes.pop(),
+            "config": keras.saving.serialize_keras_object(config) if config is not None else None,
+        }
 
     @staticmethod
     def _unpack(inputs):
@@ -92,4 +113,6 @@ class Seq2SeqTransformer(keras.Model):
 
     def get_config(self):
         # The fields at the top level: the format of model_config.json and of .keras files since 0.1.0.
-        return {**super().get_config(), **self.config.to_dict()}
+        config = {**super().get_config(), **self.config.to_dict()}
+        quantization = self.quantization() if self.built else self._quantization_to_apply
+        return {**config, "quantization": quantization} if quantization else config

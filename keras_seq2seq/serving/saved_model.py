@@ -51,7 +51,9 @@ def export_translator(translator, output_dir, extra_files=None):
     # itself would store each tf.function twice (the signatures' traces and a second
     # trace for the object's methods), a quarter of the SavedModel's size.
     holder = tf.Module()
-    holder.model = translator.model
+    # Quantized: the int8 model only (the float model's variables are never read by the
+    # functions; saving would fail if one were).
+    holder.model = translator.quantized_model if translator.quantized_model is not None else translator.model
     holder.source_tokenizer = translator.source_tokenizer
     holder.target_tokenizer = translator.target_tokenizer
     holder.step_weights = translator.step_weights
@@ -63,7 +65,7 @@ def export_translator(translator, output_dir, extra_files=None):
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)
         files = {
-            MODEL_CONFIG: translator.model.get_config(),
+            MODEL_CONFIG: holder.model.get_config(),  # a quantized model's says how (its "quantization")
             SOURCE_PROTO: translator.source_tokenizer.proto,
             TARGET_PROTO: translator.target_tokenizer.proto,
             **(extra_files or {}),
@@ -102,7 +104,7 @@ def load_keras_model(path):
     target = make_tokenizer((extra / TARGET_PROTO).read_bytes())
     config = json.loads((extra / MODEL_CONFIG).read_text())
     model = Seq2SeqTransformer.from_config({**config, "dtype": "float32"})
-    model.build()
+    model.build()  # quantized as the export's model was, when its config says so
     _restore_variables(model, path / "variables" / "variables")
     return model, source, target
 

@@ -6,11 +6,23 @@ is empty or blank (no token once normalised) gets an empty translation with scor
 every signature (the beam search's n-best too).
 """
 
+import functools
+
+import keras
 import tensorflow as tf
 
 from keras_seq2seq.data.tokenizers import PAD_ID
-from keras_seq2seq.decoding import DecodingStep, Encoded, beam_search, bucketed_length, greedy_decode, sample_decode
+from keras_seq2seq.decoding import (
+    DecodingStep,
+    Encoded,
+    SharedStep,
+    beam_search,
+    bucketed_length,
+    greedy_decode,
+    sample_decode,
+)
 from keras_seq2seq.decoding.xla_cpu import StepWeights, XlaCpuStep, token_positions
+from keras_seq2seq.serving.quantization import DequantizedWeights, float_twin, is_quantized, quantize_model
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 ONE_CALL_ROWS = 16
@@ -72,6 +84,11 @@ class Translator(tf.Module):
             weights at every call, which may change between calls, as in training).
         force_output_length: benchmarks only: every output is exactly this many
             tokens (`[END]` is suppressed).
+        quantize: "int8": keep int8 weights (`quantize_model`, Keras' own int8
+            quantization of the Dense and Embedding weights) and decode with them,
+            dequantized once per call (`serving.quantization`); an export then stores
+            the int8 weights only. A model that is already quantized is served so
+            without this argument.
     """
 
     def __init__(
@@ -84,9 +101,17 @@ class Translator(tf.Module):
         jit_compile=True,
         step_copies=True,
         force_output_length=None,
+        quantize=None,
         name="translator",
     ):
         super().__init__(name=name)
+        self.quantized_model, self._dequantized = None, None
+        if quantize is not None or is_quantized(model):
+            if is_quantized(model):  # a quantized model (a quantized export loaded back into Keras)
+                self.quantized_model, model = model, float_twin(model)
+            else:
+                self.quantized_model = quantize_model(model, quantize)
+            self._dequantized = DequantizedWeights(model, self.quantized_model)
         self.model = model
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
@@ -95,10 +120,13 @@ class Translator(tf.Module):
         self.max_output_length = force_output_length or model.config.max_length - 1
         self.suppress_end = force_output_length is not None
         step_copies = jit_compile and step_copies
-        self.step_weights = StepWeights.from_model(model) if step_copies else None
-        self._step = XlaCpuStep(model, self.step_weights) if step_copies else DecodingStep(model)
+        # Quantized: the copies are made from the dequantized weights in each call instead.
+        copies_now = step_copies and self._dequantized is None
+        self.step_weights = StepWeights.from_model(model) if copies_now else None
+        # One decoder-step function for every loop of every search (`SharedStep`).
+        self._step = SharedStep(XlaCpuStep(model, self.step_weights) if step_copies else DecodingStep(model))
         compile_ = lambda function, signature: tf.function(
-            function, input_signature=signature, jit_compile=jit_compile, reduce_retracing=False
+            self._on_weights(function), input_signature=signature, jit_compile=jit_compile, reduce_retracing=False
         )
         key_values = [
             tuple(
@@ -122,6 +150,23 @@ class Translator(tf.Module):
         self._beam_encoded = compile_(self._beam, [_IDS, *encoded])
         self._sample_ids = compile_(self._sample_from_ids, [_IDS, *sampling])
         self._sample_encoded = compile_(self._sample, [_IDS, *encoded, *sampling])
+
+    def _on_weights(self, function):
+        """`function`; quantized, run on weights dequantized once per call (`serving.quantization`)."""
+        if self._dequantized is None:
+            return function
+        variables = self._dequantized.variables
+
+        def run(*arguments):
+            values = self._dequantized.values()
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                copies = None
+                if isinstance(self._step.step, XlaCpuStep):
+                    copies = StepWeights.from_model(self.model, as_variables=False)
+                with self._step.bound(variables, values, copies):
+                    return function(*arguments)
+
+        return functools.wraps(function)(run)
 
     def _encode(self, source_ids, positions):
         if self.step_weights is not None:
