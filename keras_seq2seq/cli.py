@@ -222,7 +222,7 @@ def build_parser():
     export.add_argument("--no-xla", action="store_true", help="decode without XLA (runtimes that lack it)")
     export.add_argument("--quantization", default=None, help="ctranslate2 only: int8, bfloat16, ...")
     export.add_argument(
-        "--quantize", choices=["int8"], help="store int8 weights (per-output-channel scales; about a quarter of the size)"
+        "--quantize", choices=["int8"], help="store int8 weights (per-output-channel scales; a quarter of the size)"
     )
     export.set_defaults(function=command_export)
 

@@ -82,9 +82,8 @@ class DequantizedWeights:
                 for variable, source in zip(_own_variables(mine), _own_variables(theirs), strict=True):
                     self._add(variable, lambda source=source: source)
             elif mode == "int8" and isinstance(theirs, keras.layers.Embedding):
-                self._add(
-                    mine.embeddings, lambda layer=theirs: _dequantize(layer._embeddings, layer.embeddings_scale[:, None])
-                )
+                source = lambda layer=theirs: _dequantize(layer._embeddings, layer.embeddings_scale[:, None])
+                self._add(mine.embeddings, source)
             elif mode == "int8" and isinstance(theirs, keras.layers.Dense):
                 self._add(mine.kernel, lambda layer=theirs: _dequantize(layer._kernel, layer.kernel_scale))
                 if mine.bias is not None:
