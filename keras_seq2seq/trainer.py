@@ -356,7 +356,7 @@ def train(config, run_dir):
             jit_compile=settings.jit_compile,
         )
         model.build()
-        if settings.init_from and resumed_epoch(run.backup) == 0:
+        if settings.init_from and not any(run.backup.glob("training_metadata.json*")):  # not resuming
             initialize_from(model, settings.init_from)
         if distributed:  # Keras needs a hand
             distribute.enable_distributed_fit(model)

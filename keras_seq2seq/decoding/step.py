@@ -133,7 +133,9 @@ class SharedStep(DecodingStep):
             signature = tf.nest.map_structure(relaxed, arguments[: len(arguments) - (binding is not None)])
             if binding is not None:  # weights: their own shapes
                 signature.append(tf.nest.map_structure(tf.TensorSpec.from_tensor, arguments[-1]))
-            self._functions[key] = tf.function(self._body(binding), input_signature=signature)
+            body = self._body(binding)
+            body.__name__ = "decoder_step" + ("_slotted" if cache_slots is not None else "")  # its name in a graph
+            self._functions[key] = tf.function(body, input_signature=signature)
         logits, new_cache = self._functions[key](*arguments)
         # The function's outputs have unknown shapes: give back the ones the loops carry.
         logits.set_shape([token_ids.shape[0], self.vocab_size])
@@ -143,7 +145,10 @@ class SharedStep(DecodingStep):
 
     def _body(self, binding):
         if binding is None:
-            return lambda *given: self.step(*given)
+            def body(*given):
+                return self.step(*given)
+
+            return body
         variables, _, step_weights = binding
 
         def body(*given):
