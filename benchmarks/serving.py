@@ -1,6 +1,7 @@
 """Serving cost of an export: memory, time to the first translation, dev throughput (issue 21).
 
-    .venv/bin/python benchmarks/serving.py [--model saved_models/fr-en-small] [--ct2 DIR] [--skip-throughput]
+    .venv/bin/python benchmarks/serving.py [--models saved_models/fr-en-small saved_models/fr-en-small-int8]
+                                           [--ct2 DIR] [--skip-throughput]
 
 Each case runs in a fresh process, one after the other in this one invocation, and the
 table compares them (on a shared 2-core machine, compare figures of one invocation only):
@@ -30,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCE = "Je suis étudiant."
+SHIPPED = ("fr-en-small", "fr-en-small-int8")
 
 CASE = r'''
 import json, os, resource, sys, time
@@ -115,9 +117,10 @@ def ct2_model(model, directory):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "saved_models" / "fr-en-small"))
+    parser.add_argument("--models", nargs="+", default=[str(ROOT / "saved_models" / name) for name in SHIPPED],
+                        help="SavedModels to measure (default: the shipped float and int8 exports)")
     parser.add_argument("--dev", help="dev.txt (default: the default corpus's)")
-    parser.add_argument("--ct2", help="a CTranslate2 conversion to use (default: converted now, int8)")
+    parser.add_argument("--ct2", help="a CTranslate2 conversion (default: the first model's, converted now, int8)")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     if args.dev is None:  # asked in a child: importing the package here would raise every child's peak RSS
@@ -125,28 +128,37 @@ def main():
             [sys.executable, "-c", "from keras_seq2seq.data.fetch import default_corpus_files as f; print(f()['dev'])"],
             capture_output=True, text=True, check=True,
         ).stdout.strip().splitlines()[-1]
-    size_mb = sum(f.stat().st_size for f in Path(args.model).rglob("*") if f.is_file()) / 1e6
+    names = [Path(model).name for model in args.models]
     with tempfile.TemporaryDirectory() as work:
-        ct2 = args.ct2 or ct2_model(args.model, Path(work) / "ct2")
-        results = {kind: run_case(kind, path, args.dev, not args.skip_throughput)
-                   for kind, path in (("import", args.model), ("savedmodel", args.model), ("ct2", ct2))}
-        cli_seconds, cli_output = cli_first_translation(args.model)
+        ct2 = args.ct2 or ct2_model(args.models[0], Path(work) / "ct2")
+        baseline = run_case("import", args.models[0], args.dev, False)
+        results = {name: run_case("savedmodel", model, args.dev, not args.skip_throughput)
+                   for name, model in zip(names, args.models)}
+        results["CTranslate2 int8"] = run_case("ct2", ct2, args.dev, not args.skip_throughput)
+        cli = {name: cli_first_translation(model) for name, model in zip(names, args.models)}
 
-    print(f"model {args.model} ({size_mb:.1f} MB); `keras-seq2seq translate` of one sentence: "
-          f"{cli_seconds:.1f} s wall ({cli_output!r}); `import tensorflow, tensorflow_text`: "
-          f"{results['import']['marks']['import'][0]:.1f} s, {results['import']['marks']['import'][1]:.2f} GiB\n")
-    print("| step | SavedModel: s from start | SavedModel: peak RSS GiB | CTranslate2 int8: s | CT2: peak RSS GiB |")
-    print("|---|---|---|---|---|")
-    for step in results["savedmodel"]["marks"]:
-        ours, theirs = results["savedmodel"]["marks"][step], results["ct2"]["marks"].get(step, (None, None))
-        print(f"| {step} | {ours[0]:.1f} | {ours[1]:.2f} | {theirs[0]:.1f} | {theirs[1]:.2f} |")
+    seconds, memory = baseline["marks"]["import"]
+    print(f"`import tensorflow, tensorflow_text` alone: {seconds:.1f} s, {memory:.2f} GiB peak RSS\n")
+    for name, model in zip(names, args.models):
+        size_mb = sum(f.stat().st_size for f in Path(model).rglob("*") if f.is_file()) / 1e6
+        print(f"- {name}: {size_mb:.1f} MB; `keras-seq2seq translate` of one sentence from a fresh process: "
+              f"{cli[name][0]:.1f} s wall ({cli[name][1]!r})")
+    print("\nPeak resident memory, GiB (seconds from the process start):\n")
+    print("| step | " + " | ".join(results) + " |")
+    print("|---|" + "---|" * len(results))
+    for step in results[names[0]]["marks"]:
+        cells = [results[name]["marks"].get(step) for name in results]
+        print(f"| {step} | " + " | ".join(f"{m:.2f} ({t:.1f} s)" if (t, m) != (None, None) else "" for t, m in
+                                        (cell or (None, None) for cell in cells)) + " |")
     if not args.skip_throughput:
-        print("\n| dev.txt, batches of 64 | SavedModel sentences/s | CT2 int8 sentences/s | ratio |")
-        print("|---|---|---|---|")
-        for search in ("greedy", "beam"):
-            ours, theirs = results["savedmodel"]["rates"][search], results["ct2"]["rates"][search]
-            name = "greedy" if search == "greedy" else "beam 4"
-            print(f"| {name} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f}x |")
+        print("\nAll of dev.txt in batches of 64, sentences per second (ratio to CTranslate2 int8):\n")
+        print("| search | " + " | ".join(results) + " |")
+        print("|---|" + "---|" * len(results))
+        for search, label in (("greedy", "greedy"), ("beam", "beam 4")):
+            reference = results["CTranslate2 int8"]["rates"][search]
+            print(f"| {label} | " + " | ".join(
+                f"{results[name]['rates'][search]:.1f} ({results[name]['rates'][search] / reference:.2f}x)"
+                for name in results) + " |")
 
 
 if __name__ == "__main__":

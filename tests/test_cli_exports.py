@@ -15,7 +15,7 @@ SAMPLE = Path(__file__).resolve().parent / "fixtures" / "tatoeba-sample.txt"
 
 
 def _run(*arguments, cwd):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_SEQ2SEQ_CACHE": str(Path(cwd) / "cache")}
     result = subprocess.run([COMMAND, *map(str, arguments)], capture_output=True, text=True, timeout=600,
                             env=env, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -28,6 +28,7 @@ def exports(tiny_run, tmp_path_factory):
     run_dir = tiny_run[0]
     _run("export", run_dir, "--checkpoint", "last", "--output", tmp / "xla", cwd=tmp)
     _run("export", run_dir, "--checkpoint", "last", "--no-xla", "--output", tmp / "plain", cwd=tmp)
+    _run("export", run_dir, "--checkpoint", "last", "--quantize", "int8", "--output", tmp / "int8", cwd=tmp)
     _run("export", tmp / "xla", "--no-xla", "--output", tmp / "again", cwd=tmp)  # an export exported again
     _run("export", run_dir, "--checkpoint", "last", "--format", "ctranslate2", "--output", tmp / "ct2", cwd=tmp)
     (tmp / "input.txt").write_text("Je suis étudiant.\n\n   \nVa !\n")
@@ -35,7 +36,7 @@ def exports(tiny_run, tmp_path_factory):
 
 
 def test_every_export_option_writes_a_model(exports):
-    for name in ("xla", "plain", "again"):
+    for name in ("xla", "plain", "again", "int8"):
         assert (exports / name / "saved_model.pb").is_file()
         assert (exports / name / "assets.extra" / "model_config.json").is_file()
     assert (exports / "ct2" / "model.bin").is_file()
@@ -44,10 +45,16 @@ def test_every_export_option_writes_a_model(exports):
 def test_translate_a_file_one_line_per_line_blank_for_blank(exports):
     outputs = {
         name: _run("translate", "--model", exports / name, "--file", exports / "input.txt", cwd=exports).splitlines()
-        for name in ("xla", "plain", "again")
+        for name in ("xla", "plain", "again", "int8")
     }
     assert outputs["xla"][:3] == ["I am a student.", "", ""] and len(outputs["xla"]) == 4
     assert outputs["plain"] == outputs["xla"] and outputs["again"] == outputs["xla"]
+    assert outputs["int8"][:3] == ["I am a student.", "", ""] and len(outputs["int8"]) == 4
+    # XLA's compiled programs were kept for the next run ($KERAS_SEQ2SEQ_CACHE/xla).
+    cached = sorted((exports / "cache" / "xla").iterdir())
+    assert cached and all(path.stat().st_size > 0 for path in cached)
+    again = _run("translate", "--model", exports / "xla", "--file", exports / "input.txt", cwd=exports).splitlines()
+    assert again == outputs["xla"]
 
 
 def test_translate_n_best_with_beam_search(exports):
