@@ -6,10 +6,13 @@ import pytest
 from keras_seq2seq.run_config import ConfigError, load_config
 
 
-def test_default_config_is_valid():
-    config = load_config("training/configs/small-fr-en.yaml")
-    assert config.model.preset == "small"
-    assert (config.training.epochs, config.training.keep_checkpoints, config.training.select_by) == (20, 8, "bleu")
+def test_the_shipped_model_configs_are_valid():
+    first = load_config("training/configs/small-fr-en.yaml")
+    assert first.model.preset == "small"
+    assert (first.training.epochs, first.training.select_by, first.training.precision) == (6, "loss", "mixed_bfloat16")
+    second = load_config("training/configs/small-fr-en-continue.yaml", ["training.init_from=saved_models/fr-en-small"])
+    assert (second.training.epochs, second.training.cooldown_epochs, second.training.keep_checkpoints) == (2, 2, 2)
+    assert second.transformer_config(8000, 8000) == first.transformer_config(8000, 8000)
 
 
 @pytest.mark.parametrize(

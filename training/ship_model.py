@@ -65,6 +65,22 @@ def _run(argv):
         sys.exit(status)
 
 
+def score(model, dev, prefix):
+    """`{"greedy": scores, "beam4": scores}` of `keras-seq2seq evaluate` on the whole dev file."""
+    scores = {}
+    for name, beam in (("greedy", []), ("beam4", ["--beam"])):
+        scores[name] = cli.command_evaluate(
+            cli.build_parser().parse_args(
+                ["evaluate", "--model", str(model), "--data", dev, "--output", f"{prefix}-{name}", *beam]
+            )
+        )
+    return scores
+
+
+def size_mb(path):
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir")
@@ -76,6 +92,10 @@ def main():
     parser.add_argument("--config", help="the YAML config the run was trained with (for the card's commands)")
     parser.add_argument("--runs", default=str(Path(__file__).resolve().parent / "runs.json"),
                         help="JSON list of the runs made for this model (the card's table)")
+    parser.add_argument("--int8", help="also export the int8 model here (export --quantize int8), scored the same")
+    parser.add_argument("--first-leg", help="the config of the run this one continued (training.init_from)")
+    parser.add_argument("--first-leg-steps", type=int, default=0, help="that run's steps (training.initial_step)")
+    parser.add_argument("--note", default="", help="a paragraph for the card's 'How it was made'")
     args = parser.parse_args()
     run_dir, output = Path(args.run_dir), Path(args.output)
 
@@ -84,14 +104,11 @@ def main():
         _run(["average", str(run_dir), "--last", str(args.average)])
         checkpoint = "averaged"
     _run(["export", str(run_dir), "--output", str(output), "--checkpoint", checkpoint])
-    scores = {}
-    for name, beam in (("greedy", []), ("beam4", ["--beam"])):
-        scores[name] = cli.command_evaluate(
-            cli.build_parser().parse_args(
-                ["evaluate", "--model", str(output), "--data", args.dev, "--output", str(run_dir / f"dev-{name}"),
-                 *beam]
-            )
-        )
+    scores = score(output, args.dev, run_dir / "dev")
+    int8_scores = None
+    if args.int8:
+        _run(["export", str(run_dir), "--output", args.int8, "--checkpoint", checkpoint, "--quantize", "int8"])
+        int8_scores = score(args.int8, args.dev, run_dir / "dev-int8")
     translate = cli.load_translate_fn(output)
     samples = list(zip(SAMPLES, translate(SAMPLES)))
     limitations = list(zip(LIMITATION_SAMPLES, translate(LIMITATION_SAMPLES)))
@@ -108,7 +125,6 @@ def main():
     model_config = json.loads((run_dir / "model_config.json").read_text())
     history = (run_dir / "logs" / "training.csv").read_text().splitlines()
     seconds = training_seconds(args.log)
-    size_mb = sum(f.stat().st_size for f in output.rglob("*") if f.is_file()) / 1e6
     model_keys = ("num_layers", "d_model", "num_heads", "ff_dim", "dropout", "max_length",
                   "source_vocab_size", "target_vocab_size", "tie_embeddings", "normalize_first")
     if args.average:
@@ -117,6 +133,21 @@ def main():
         selected = f"checkpoint `{checkpoint}`"
     config_file = args.config or "training/configs/CONFIG.yaml"
     selection = f"--average {args.average}" if args.average else f"--checkpoint {checkpoint}"
+    if args.int8:
+        selection += f" --int8 saved_models/{Path(args.int8).name}"
+    name = output.name
+    train = f".venv/bin/keras-seq2seq train --config {config_file} --output runs/{name} > runs/{name}.log"
+    if args.first_leg:
+        first = (f".venv/bin/keras-seq2seq train --config {args.first_leg} --output runs/{name}-leg1 "
+                 f"> runs/{name}-leg1.log")
+        train = (f"{first}\n    .venv/bin/keras-seq2seq train --config {config_file} --output runs/{name} \\\n"
+                 f"        training.init_from=runs/{name}-leg1 training.initial_step={args.first_leg_steps} "
+                 f"> runs/{name}.log")
+    int8_rows = ""
+    if int8_scores:
+        int8_rows = (f"| int8 export (`{Path(args.int8).name}`, {size_mb(args.int8):.1f} MB), greedy | "
+                     f"{int8_scores['greedy']['bleu']} | {int8_scores['greedy']['chrf']} |\n"
+                     f"| int8 export, beam 4 | {int8_scores['beam4']['bleu']} | {int8_scores['beam4']['chrf']} |\n")
     rows = "".join(
         f"| {run['name']} | {run['configuration']} | {run['epochs']} | {run['hours']} | {run['host']} | "
         f"{run['bleu_greedy']} | {run['bleu_beam4']} | {run['chrf_beam4']} |\n"
@@ -145,7 +176,7 @@ attribution.
 |---|---|---|
 | greedy | {scores['greedy']['bleu']} | {scores['greedy']['chrf']} |
 | beam 4, length penalty 0.6 | {scores['beam4']['bleu']} | {scores['beam4']['chrf']} |
-
+{int8_rows}
 Signatures: `{scores['greedy']['bleu_signature']}`, `{scores['greedy']['chrf_signature']}`.
 
 ## How it was made
@@ -153,11 +184,11 @@ Signatures: `{scores['greedy']['bleu_signature']}`, `{scores['greedy']['chrf_sig
 From a clean checkout (`python3 dev.py test` sets up `.venv`; DEV.txt is the corpus's
 `dev.txt`: `../shared/data/tatoeba-fr-en/dev.txt`, or the fetched copy, see the README):
 
-    .venv/bin/keras-seq2seq train --config {config_file} --output runs/{output.name} > runs/{output.name}.log
-    .venv/bin/python training/ship_model.py runs/{output.name} saved_models/{output.name} --dev DEV.txt \\
-        --log runs/{output.name}.log --config {config_file} {selection}
+    {train}
+    .venv/bin/python training/ship_model.py runs/{name} saved_models/{name} --dev DEV.txt \\
+        --log runs/{name}.log --config {config_file} {selection}
 
-A stopped training resumes from its backup when the first command is started again.
+A stopped training resumes from its backup when its command is started again. {args.note}
 
 ![Training curves: loss, accuracy and dev BLEU by epoch](curves.png)
 
@@ -190,7 +221,7 @@ source gives an empty translation.
 ## Model
 
 {', '.join(f'{key} {model_config[key]}' for key in model_keys if key in model_config)};
-{sum(1 for _ in history) - 1} epochs logged; shipped: {selected}. SavedModel size {size_mb:.1f} MB.
+{sum(1 for _ in history) - 1} epochs logged; shipped: {selected}. SavedModel size {size_mb(output):.1f} MB.
 
 ## Training
 
