@@ -42,3 +42,22 @@ def test_its_weights_through_load_run_give_the_pinned_translations():
     translator = Translator(*load_run(SHIPPED))
     text = tf.constant(GOLDEN["sources"])
     _check(translator.translate(text), translator.translate_beam(text))
+
+
+def test_the_int8_export_says_what_the_float_one_says_where_the_float_model_is_clear():
+    """Dev sentences whose every greedy token the float model chose by a log-probability margin of
+    at least 1 (training/int8_agreement.py picked them): the int8 export translates as many of
+    them identically as when the fixture was made, and at least 95%."""
+    import tensorflow_text  # noqa: F401
+
+    agreement = json.loads((Path(__file__).parent / "fixtures" / "int8-agreement.json").read_text())
+    text = tf.constant(agreement["sources"])
+    floats = tf.saved_model.load(str(SHIPPED)).signatures["serving_default"](text=text)["translation"]
+    assert _strings(floats) == agreement["float"]
+    int8 = tf.saved_model.load(str(ROOT / "saved_models" / "fr-en-small-int8"))
+    translations = _strings(int8.signatures["serving_default"](text=text)["translation"])
+    agreeing = sum(mine == theirs for mine, theirs in zip(translations, agreement["float"]))
+    assert agreeing == agreement["int8_agreeing"] >= 0.95 * len(agreement["sources"])
+    assert {s: t for s, t, f in zip(agreement["sources"], translations, agreement["float"]) if t != f} == agreement[
+        "int8_differing"
+    ]
