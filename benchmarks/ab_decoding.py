@@ -28,14 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "saved_models" / "fr-en-small"
 
 
-def export(length, output):
+def export(length, output, quantize=None):
     """The shipped weights exported by the keras_seq2seq on the path, forced to `length` tokens."""
     try:  # the layout after the serving/ package was introduced
         from keras_seq2seq.serving import Translator, export_translator, load_run
     except ImportError:
         from keras_seq2seq import Translator, export_translator, load_run
 
-    translator = Translator(*load_run(SHIPPED), force_output_length=length)
+    options = {"quantize": quantize} if quantize else {}  # older trees have no int8
+    translator = Translator(*load_run(SHIPPED), force_output_length=length, **options)
     export_translator(translator, output)
 
 
@@ -77,6 +78,7 @@ def main(argv=None):
     exporting = commands.add_parser("export")
     exporting.add_argument("--length", type=int, required=True)
     exporting.add_argument("--output", required=True)
+    exporting.add_argument("--quantize", choices=["int8"])
     comparing = commands.add_parser("compare")
     comparing.add_argument("old")
     comparing.add_argument("new")
@@ -84,7 +86,7 @@ def main(argv=None):
     comparing.add_argument("--cases", nargs="*", help="only these, e.g. greedy:64 beam4:1")
     args = parser.parse_args(argv)
     if args.command == "export":
-        return export(args.length, args.output)
+        return export(args.length, args.output, args.quantize)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from decoding import dev_sources
 

@@ -235,6 +235,36 @@ source gives an empty translation.
 """
     (output / "README.md").write_text(card, encoding="utf-8")
     print(f"model card: {output / 'README.md'}")
+    if args.int8:
+        int8 = Path(args.int8)
+        score_rows = "".join(
+            f"| {label} | {int8_scores[key]['bleu']} | {int8_scores[key]['chrf']} | {scores[key]['bleu']} | "
+            f"{scores[key]['chrf']} |\n"
+            for key, label in (("greedy", "greedy"), ("beam4", "beam 4"))
+        )
+        (int8 / "README.md").write_text(f"""# {int8.name}: {output.name} with int8 weights
+
+The model of `../{output.name}` (its card has the training, the runs and the limitations),
+exported with `keras-seq2seq export RUN --quantize int8`: every matrix stored as int8 with one
+float scale per output unit (Keras 3's weight-only int8 quantization), dequantized once per
+call; the same signatures, strings in and strings out. {size_mb(int8):.1f} MB against
+{size_mb(output):.1f} MB.
+
+    keras-seq2seq translate --model {int8} "Je suis étudiant."
+
+## Data and license
+
+Trained on the Tatoeba French-English sentence pairs packaged by manythings.org/anki (release
+2020-08-23). License: **CC-BY 2.0 (France)**. Attribution: tatoeba.org and
+www.manythings.org/anki. This model is a work derived from that data and carries the same
+attribution.
+
+## Scores on dev.txt ({int8_scores['greedy']['sentences']} pairs, detokenized, cased)
+
+| decoding | int8: sacreBLEU | chrF | float ({output.name}): sacreBLEU | chrF |
+|---|---|---|---|---|
+{score_rows}""", encoding="utf-8")
+        print(f"model card: {int8 / 'README.md'}")
 
 
 if __name__ == "__main__":
