@@ -96,6 +96,8 @@ def main():
     parser.add_argument("--first-leg", help="the config of the run this one continued (training.init_from)")
     parser.add_argument("--first-leg-steps", type=int, default=0, help="that run's steps (training.initial_step)")
     parser.add_argument("--note", default="", help="a paragraph for the card's 'How it was made'")
+    parser.add_argument("--record", nargs=3, metavar=("NAME", "CONFIGURATION", "HOURS"),
+                        help="add this run, with the scores measured here, to --runs (the card's table)")
     args = parser.parse_args()
     run_dir, output = Path(args.run_dir), Path(args.output)
 
@@ -120,6 +122,16 @@ def main():
     plot_curves(run_dir / "logs" / "training.csv", output / "curves.png")
     plot_cross_attention(*load_run(output), SAMPLES[9], output / "attention.png")
     runs = json.loads(Path(args.runs).read_text()) if Path(args.runs).is_file() else []
+    if args.record:
+        name, configuration, hours = args.record
+        runs.append({
+            "name": name, "configuration": configuration, "epochs": sum(1 for _ in (run_dir / "logs" / "training.csv")
+                                                                        .read_text().splitlines()[1:]),
+            "hours": float(hours), "host": f"{cpu_name()}, {os.cpu_count()} cores",
+            "bleu_greedy": scores["greedy"]["bleu"], "bleu_beam4": scores["beam4"]["bleu"],
+            "chrf_beam4": scores["beam4"]["chrf"],
+        })
+        Path(args.runs).write_text(json.dumps(runs, indent=2) + "\n")
 
     config = json.loads((run_dir / "config.json").read_text())
     model_config = json.loads((run_dir / "model_config.json").read_text())
