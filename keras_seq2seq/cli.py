@@ -9,12 +9,6 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# XLA's compiled programs persist between runs of the command (unless TF_XLA_FLAGS names
-# another cache): a second `translate` skips the compilations of the first, about 5 of its
-# seconds on 2 cores. In $KERAS_SEQ2SEQ_CACHE/xla (~/.cache/keras_seq2seq/xla), one file a program.
-if "tf_xla_persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
-    _cache = Path(os.environ.get("KERAS_SEQ2SEQ_CACHE", Path.home() / ".cache" / "keras_seq2seq")) / "xla"
-    os.environ["TF_XLA_FLAGS"] = f"{os.environ.get('TF_XLA_FLAGS', '')} --tf_xla_persistent_cache_directory={_cache}"
 
 from keras_seq2seq.errors import InputError, WorkerLost  # noqa: E402
 
@@ -274,8 +268,21 @@ def build_parser():
     return parser
 
 
+def keep_xla_programs():
+    """XLA's compiled programs persist between runs of the command (unless TF_XLA_FLAGS names
+    another cache): a second `translate` skips the compilations of the first, about 5 of its
+    seconds on 2 cores. In $KERAS_SEQ2SEQ_CACHE/xla (~/.cache/keras_seq2seq/xla), a file a
+    program. Set by the command only (TensorFlow reads the flag at its first compilation), not
+    by importing this module."""
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if "tf_xla_persistent_cache_directory" not in flags:
+        cache = Path(os.environ.get("KERAS_SEQ2SEQ_CACHE", Path.home() / ".cache" / "keras_seq2seq")) / "xla"
+        os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={cache}".strip()
+
+
 def main(argv=None):
     """Runs a command; a bad input is answered with one line on stderr and exit status 2."""
+    keep_xla_programs()
     args = build_parser().parse_args(argv)
     try:
         args.function(args)
