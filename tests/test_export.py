@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -228,11 +229,12 @@ def test_an_int8_export_runs_in_a_fresh_process_as_in_process(exported_int8, exp
     assert set(tf.saved_model.load(str(path)).signatures) == signatures
     stored = tf.train.load_checkpoint(str(path / "variables" / "variables")).get_variable_to_dtype_map()
     kernels = [name for name in stored if name.endswith("_kernel/.ATTRIBUTES/VARIABLE_VALUE")]
-    assert len(kernels) == 24 and all(stored[name] == tf.int8 for name in kernels)
+    dense = [layer for layer in translator.quantized_model._flatten_layers() if isinstance(layer, keras.layers.Dense)]
+    assert len(kernels) == len(dense) >= 24 and all(stored[name] == tf.int8 for name in kernels)
     assert not any("step_weights" in name for name in stored)
     float_size = sum(f.stat().st_size for f in (exported[1] / "variables").iterdir())
     int8_size = sum(f.stat().st_size for f in (path / "variables").iterdir())
-    assert int8_size < 0.3 * float_size, (int8_size, float_size)
+    assert int8_size < 0.35 * float_size, (int8_size, float_size)  # tiny: its float biases and norms weigh more
 
 
 def test_an_int8_export_loads_back_into_the_quantized_keras_model(exported_int8):
