@@ -50,6 +50,18 @@ print(json.dumps({"translation": [t.decode("utf-8") for t in outputs["translatio
 """
 
 
+def _run_loader(path, inputs):
+    """LOADER's outputs for `inputs` on the export at `path`, in a fresh process."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", LOADER, str(path), json.dumps([i.hex() for i in inputs])],
+        capture_output=True, text=True, timeout=300, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        cwd=str(path.parent),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def _encoded_inputs():
     encoded = [text.encode("utf-8") for text in BAD_INPUTS[:-1]]
     return encoded + [b"Mauvais \xff\xfe octets \xc3"]
@@ -66,14 +78,7 @@ def test_fresh_process_matches_in_process_translations(exported):
     translator, path = exported
     inputs = _encoded_inputs()
     expected = translator.translate(tf.constant(inputs))
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-c", LOADER, str(path), json.dumps([i.hex() for i in inputs])],
-        capture_output=True, text=True, timeout=300, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        cwd=str(path.parent),
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = _run_loader(path, inputs)
     assert loaded["translation"] == [t.decode("utf-8") for t in expected["translation"].numpy()]
     assert loaded["score"] == pytest.approx([float(s) for s in expected["score"].numpy()], abs=1e-4)
     assert loaded["translation"][0] == "I am a student."
@@ -213,14 +218,7 @@ def test_an_int8_export_runs_in_a_fresh_process_as_in_process(exported_int8, exp
     translator, path = exported_int8
     inputs = _encoded_inputs()
     expected = translator.translate(tf.constant(inputs))
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-c", LOADER, str(path), json.dumps([i.hex() for i in inputs])],
-        capture_output=True, text=True, timeout=300, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        cwd=str(path.parent),
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = _run_loader(path, inputs)
     assert loaded["translation"] == [t.decode("utf-8") for t in expected["translation"].numpy()]
     assert loaded["translation"][0] == "I am a student."
     assert loaded["modules"] == []
