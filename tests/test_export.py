@@ -93,6 +93,24 @@ def test_fresh_process_matches_in_process_translations(exported):
     assert loaded["modules"] == []
 
 
+def test_the_step_copies_are_stored_as_placeholders_and_made_by_the_first_call(exported):
+    """The export stores the model's weights once: the `StepWeights` copies are `PreparedWeights`,
+    computed by a loaded model's first call (the fresh-process test above checks its outputs)."""
+    translator, path = exported
+    shapes = tf.train.load_checkpoint(str(path / "variables" / "variables")).get_variable_to_shape_map()
+    prepared = [shape for name, shape in shapes.items() if name.startswith("prepared/values/")]
+    copies = [leaf for leaf in tf.nest.flatten(translator.step_weights.structure()) if leaf is not None]
+    assert len(prepared) == len(copies) > 0
+    assert all(shape == [1] for shape in prepared)
+    stored = sum(int(np.prod(shape)) for name, shape in shapes.items() if name.startswith("model/"))
+    assert stored == translator.model.count_params()
+    # The translator that exported goes on translating, its copies made again.
+    text = tf.constant(["Je suis étudiant.", "Il fait beau."])
+    translator.prepared.release()
+    assert [t.decode() for t in translator.translate(text)["translation"].numpy()][0] == "I am a student."
+    assert all(variable.numpy().ndim == 2 for variable in translator.prepared.values)
+
+
 def test_long_input_is_truncated_to_the_model_limit(exported):
     translator, _ = exported
     token_ids = translator.tokenize_source(tf.constant([BAD_INPUTS[3].encode()]))["token_ids"]
@@ -229,7 +247,10 @@ def test_an_int8_export_runs_in_a_fresh_process_as_in_process(exported_int8, exp
     kernels = [name for name in stored if name.endswith("_kernel/.ATTRIBUTES/VARIABLE_VALUE")]
     dense = [layer for layer in translator.quantized_model._flatten_layers() if isinstance(layer, keras.layers.Dense)]
     assert len(kernels) == len(dense) >= 24 and all(stored[name] == tf.int8 for name in kernels)
-    assert not any("step_weights" in name for name in stored)
+    # Its float values and step copies are computed by the loaded model: stored as placeholders.
+    shapes = tf.train.load_checkpoint(str(path / "variables" / "variables")).get_variable_to_shape_map()
+    prepared = [shape for name, shape in shapes.items() if name.startswith("prepared/values/")]
+    assert len(prepared) > len(kernels) and all(shape == [1] for shape in prepared)
     float_size = sum(f.stat().st_size for f in (exported[1] / "variables").iterdir())
     int8_size = sum(f.stat().st_size for f in (path / "variables").iterdir())
     assert int8_size < 0.35 * float_size, (int8_size, float_size)  # tiny: its float biases and norms weigh more

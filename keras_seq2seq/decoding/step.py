@@ -153,7 +153,8 @@ class SharedStep(DecodingStep):
 
         def body(*given):
             *given, (values, copies) = given
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            scope = keras.StatelessScope(state_mapping=list(zip(variables, values))) if variables else None
+            with scope or contextlib.nullcontext():
                 if step_weights is None:
                     return self.step(*given)
                 with self.step.using(_unflat_step_weights(step_weights, copies)):
@@ -163,17 +164,15 @@ class SharedStep(DecodingStep):
 
 
 def _flat_step_weights(step_weights):
-    leaves = tf.nest.flatten((step_weights.output_kernel, step_weights.transposed, step_weights.blocks))
-    return [leaf for leaf in leaves if leaf is not None]
+    return [leaf for leaf in tf.nest.flatten(step_weights.structure()) if leaf is not None]
 
 
 def _unflat_step_weights(template, flat):
     """A copy of `template` (a `StepWeights`) holding the tensors `flat` (`_flat_step_weights`)."""
-    structure = (template.output_kernel, template.transposed, template.blocks)
+    structure = template.structure()
     given = iter(flat)
     leaves = [None if leaf is None else next(given) for leaf in tf.nest.flatten(structure)]
-    output_kernel, transposed, blocks = tf.nest.pack_sequence_as(structure, leaves)
-    return type(template)(output_kernel, transposed, blocks)
+    return type(template).from_structure(tf.nest.pack_sequence_as(structure, leaves))
 
 
 def as_decoding_step(model_or_step):

@@ -125,6 +125,16 @@ class StepWeights(tf.Module):
             ])
         return cls(output_kernel, transposed, blocks)
 
+    def structure(self):
+        """`(output_kernel, transposed, blocks)`: the copies as a nest (`tf.nest`), None where there is none."""
+        return (self.output_kernel, self.transposed, self.blocks)
+
+    @classmethod
+    def from_structure(cls, structure):
+        """The `StepWeights` of a `structure()` (of tensors read elsewhere, for instance)."""
+        output_kernel, transposed, blocks = structure
+        return cls(output_kernel, transposed, blocks)
+
 
 def step_product(rows, kernel, transposed=None, blocks=()):
     """`rows @ kernel` for [rows, inputs], from the copy that suits the row count.

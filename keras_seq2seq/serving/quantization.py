@@ -10,10 +10,11 @@ runs Keras' int8 layers).
 
 A `Translator` built with `quantize="int8"` keeps those int8 variables and nothing else of
 the weights (its SavedModel stores 1 byte a parameter), and decodes with
-`DequantizedWeights`: at the start of each call, each int8 matrix times its scales, in
-float, fed to the model's layers in place of their float variables
-(`keras.StatelessScope`). A call converts each matrix once, however many decoding steps
-it runs; a step then runs the float computation of the float model, at its speed.
+`DequantizedWeights`: each int8 matrix times its scales, in float, fed to the model's layers
+in place of their float variables (`keras.StatelessScope`). The float values are computed
+once per process and kept in memory (`serving.prepared.PreparedWeights`: the SavedModel
+stores them empty, a loaded model computes them in its first call); a step then runs the
+float computation of the float model, at its speed.
 """
 
 import keras

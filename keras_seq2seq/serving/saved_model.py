@@ -56,7 +56,11 @@ def export_translator(translator, output_dir, extra_files=None):
     holder.model = translator.quantized_model if translator.quantized_model is not None else translator.model
     holder.source_tokenizer = translator.source_tokenizer
     holder.target_tokenizer = translator.target_tokenizer
-    holder.step_weights = translator.step_weights
+    # Stored empty: a loaded model's first call computes them (`PreparedWeights`), as will this
+    # translator's next call.
+    holder.prepared = translator.prepared
+    if translator.prepared is not None:
+        translator.prepared.release()
     # Weights in files of at most 40 MB: the shipped model lives in git, where hosts refuse large files.
     sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=40 * 2**20)
     options = tf.saved_model.SaveOptions(experimental_sharding_callback=sharding)

@@ -6,6 +6,7 @@ is empty or blank (no token once normalised) gets an empty translation with scor
 every signature (the beam search's n-best too).
 """
 
+import contextlib
 import functools
 
 import keras
@@ -22,6 +23,7 @@ from keras_seq2seq.decoding import (
     sample_decode,
 )
 from keras_seq2seq.decoding.xla_cpu import StepWeights, XlaCpuStep, token_positions
+from keras_seq2seq.serving.prepared import PreparedWeights
 from keras_seq2seq.serving.quantization import DequantizedWeights, float_twin, is_quantized, quantize_model
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -72,7 +74,9 @@ class Translator(tf.Module):
     copies of the decoder's matrices (`StepWeights`) made from the weights when the
     Translator is built: after changing the model's weights, build a new Translator
     (or pass `step_copies=False`). Otherwise the searches run the model's own layers
-    (`DecodingStep`).
+    (`DecodingStep`). The copies, like an int8 model's float values, are
+    `PreparedWeights`: an export stores them empty, and a loaded SavedModel computes
+    them in its first call (the float export is the size of the model's weights).
 
     Args:
         model: a trained `Seq2SeqTransformer`.
@@ -86,7 +90,7 @@ class Translator(tf.Module):
             tokens (`[END]` is suppressed).
         quantize: "int8": keep int8 weights (`quantize_model`, Keras' own int8
             quantization of the Dense and Embedding weights) and decode with them,
-            dequantized once per call (`serving.quantization`); an export then stores
+            dequantized once per process (`serving.quantization`); an export then stores
             the int8 weights only. A model that is already quantized is served so
             without this argument.
     """
@@ -120,11 +124,13 @@ class Translator(tf.Module):
         self.max_output_length = force_output_length or model.config.max_length - 1
         self.suppress_end = force_output_length is not None
         step_copies = jit_compile and step_copies
-        # Quantized: the copies are made from the dequantized weights in each call instead.
-        copies_now = step_copies and self._dequantized is None
-        self.step_weights = StepWeights.from_model(model) if copies_now else None
+        # What the searches read besides the stored weights (`PreparedWeights`: computed now,
+        # stored empty by an export, computed again by a loaded model's first call).
+        self.prepared = None
+        if step_copies or self._dequantized is not None:
+            self.prepared = PreparedWeights(functools.partial(self._prepare, step_copies))
         # One decoder-step function for every loop of every search (`SharedStep`).
-        self._step = SharedStep(XlaCpuStep(model, self.step_weights) if step_copies else DecodingStep(model))
+        self._step = SharedStep(XlaCpuStep(model, None) if step_copies else DecodingStep(model))
         compile_ = lambda function, signature: tf.function(
             self._on_weights(function), input_signature=signature, jit_compile=jit_compile, reduce_retracing=False
         )
@@ -151,25 +157,46 @@ class Translator(tf.Module):
         self._sample_ids = compile_(self._sample_from_ids, [_IDS, *sampling])
         self._sample_encoded = compile_(self._sample, [_IDS, *encoded, *sampling])
 
-    def _on_weights(self, function):
-        """`function`; quantized, run on weights dequantized once per call (`serving.quantization`)."""
+    def _prepare(self, step_copies):
+        """`{"dequantized": [...], "copies": ...}`: the float value of each of the model's variables
+        (quantized; else `[]`) and the flat `StepWeights` copies made from them (or None)."""
+        dequantized = self._dequantized.values() if self._dequantized is not None else []
+        copies = None
+        if step_copies:
+            with self._weights_scope(dequantized):
+                copies = StepWeights.from_model(self.model, as_variables=False).structure()
+        return {"dequantized": dequantized, "copies": copies}
+
+    def _weights_scope(self, dequantized):
         if self._dequantized is None:
+            return contextlib.nullcontext()
+        return keras.StatelessScope(state_mapping=list(zip(self._dequantized.variables, dequantized)))
+
+    @property
+    def step_weights(self):
+        """The `StepWeights` the decoding steps read (eagerly: their current values), or None without them."""
+        if self.prepared is None or not isinstance(self._step.step, XlaCpuStep):
+            return None
+        self.prepared.prepare()
+        return StepWeights.from_structure(self.prepared.read()["copies"])
+
+    def _on_weights(self, function):
+        """`function`, run on the `PreparedWeights` (read once per call, passed to every step)."""
+        if self.prepared is None:
             return function
-        variables = self._dequantized.variables
+        variables = self._dequantized.variables if self._dequantized is not None else []
 
         def run(*arguments):
-            values = self._dequantized.values()
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                copies = None
-                if isinstance(self._step.step, XlaCpuStep):
-                    copies = StepWeights.from_model(self.model, as_variables=False)
-                with self._step.bound(variables, values, copies):
-                    return function(*arguments)
+            prepared = self.prepared.read()
+            values, copies = prepared["dequantized"], prepared["copies"]
+            copies = None if copies is None else StepWeights.from_structure(copies)
+            with self._weights_scope(values), self._step.bound(variables, values, copies):
+                return function(*arguments)
 
         return functools.wraps(function)(run)
 
     def _encode(self, source_ids, positions):
-        if self.step_weights is not None:
+        if isinstance(self._step.step, XlaCpuStep):
             return self._step.encode_tokens(source_ids, positions).cross_key_values
         return self._step.encode(source_ids).cross_key_values
 
@@ -228,6 +255,9 @@ class Translator(tf.Module):
         """
         source_ids = self.source_ids(text)
         bucketed = _bucketed_batch(source_ids)
+        if self.prepared is not None:  # a loaded model's first call computes them
+            with tf.control_dependencies([self.prepared.prepare()]):
+                bucketed = tf.identity(bucketed)
 
         def from_tokens():
             key_values = self._encode_tokens(bucketed, token_positions(bucketed, bucketed=True))

@@ -1,0 +1,86 @@
+"""`PreparedWeights`: values derived from weights, computed once, stored as placeholders, computed
+again by the first call after a release (a loaded SavedModel's first call)."""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_seq2seq.serving.prepared import PreparedWeights
+
+
+class Holder(tf.Module):
+    """A weight, and its transpose and double kept as prepared values (with a None in the nest)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3))
+        self.computed = 0
+        self.prepared = PreparedWeights(self._compute)
+
+    def _compute(self):
+        self.computed += 1  # counts eager computations (and traces)
+        return {"copies": (tf.transpose(self.weight), None), "double": [self.weight * 2]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+    def apply(self, rows):
+        with tf.control_dependencies([self.prepared.prepare()]):
+            values = self.prepared.read()
+        (transposed, nothing), (double,) = values["copies"], values["double"]
+        assert nothing is None and transposed.shape == (3, 2) and double.shape == (2, 3)  # static shapes
+        return tf.matmul(rows, transposed) + tf.reduce_sum(double)
+
+
+def _expected(holder, rows):
+    weight = holder.weight.numpy()
+    return rows @ weight.T + 2 * weight.sum()
+
+
+def test_values_are_computed_once_when_built_and_read_in_their_structure():
+    holder = Holder()
+    assert holder.computed == 1
+    values = holder.prepared.read()
+    np.testing.assert_array_equal(values["copies"][0].numpy(), holder.weight.numpy().T)
+    assert values["copies"][1] is None
+    np.testing.assert_array_equal(values["double"][0].numpy(), holder.weight.numpy() * 2)
+    assert [v.shape.rank for v in holder.prepared.values] == [None, None]  # stored shapeless
+    holder.prepared.prepare()  # already there: nothing computed
+    assert holder.computed == 1
+
+
+def test_a_release_leaves_placeholders_and_the_next_prepare_computes_the_values_again():
+    holder = Holder()
+    rows = np.ones((4, 3), np.float32)
+    before = holder.apply(rows).numpy()
+    holder.prepared.release()
+    assert not holder.prepared.ready.numpy()
+    assert [v.numpy().shape for v in holder.prepared.values] == [(1,), (1,)]
+    np.testing.assert_array_equal(holder.apply(rows).numpy(), before)
+    assert holder.prepared.ready.numpy()
+    np.testing.assert_array_equal(holder.prepared.read()["copies"][0].numpy(), holder.weight.numpy().T)
+
+
+def test_a_release_then_prepare_takes_the_weights_of_that_moment():
+    holder = Holder()
+    holder.weight.assign(holder.weight * 10)
+    stale = holder.prepared.read()["double"][0].numpy()
+    np.testing.assert_array_equal(stale, holder.weight.numpy() / 10 * 2)  # a snapshot
+    holder.prepared.release()
+    holder.prepared.prepare()
+    np.testing.assert_array_equal(holder.prepared.read()["double"][0].numpy(), holder.weight.numpy() * 2)
+
+
+def test_a_saved_model_stores_placeholders_and_its_first_call_computes_the_values(tmp_path):
+    holder = Holder()
+    rows = np.array([[1, 0, 0], [0, 1, 2]], np.float32)
+    expected = holder.apply(rows).numpy()
+    np.testing.assert_allclose(expected, _expected(holder, rows))
+    holder.prepared.release()
+    tf.saved_model.save(holder, str(tmp_path), signatures={"apply": holder.apply})
+    stored = tf.train.load_checkpoint(str(tmp_path / "variables" / "variables")).get_variable_to_shape_map()
+    prepared = {name: shape for name, shape in stored.items() if name.startswith("prepared/values/")}
+    assert sorted(prepared.values()) == [[1], [1]]
+
+    loaded = tf.saved_model.load(str(tmp_path))
+    assert not loaded.prepared.ready.numpy()
+    np.testing.assert_array_equal(loaded.signatures["apply"](rows=tf.constant(rows))["output_0"].numpy(), expected)
+    assert loaded.prepared.ready.numpy()
+    assert sorted(v.numpy().shape for v in loaded.prepared.values) == [(2, 3), (3, 2)]
