@@ -28,8 +28,8 @@ class PreparedWeights(tf.Module):
         super().__init__(name=name)
         self._compute = compute
         structure = compute()
-        leaves = tf.nest.flatten(structure)
-        self._specs = [None if leaf is None else tf.TensorSpec.from_tensor(tf.convert_to_tensor(leaf)) for leaf in leaves]
+        leaves = [None if leaf is None else tf.convert_to_tensor(leaf) for leaf in tf.nest.flatten(structure)]
+        self._specs = [None if leaf is None else tf.TensorSpec.from_tensor(leaf) for leaf in leaves]
         self._structure = tf.nest.pack_sequence_as(structure, self._specs)  # specs only: no tensor kept here
         self.values = [
             tf.Variable(leaf, shape=tf.TensorShape(None), trainable=False, name=f"value_{i}")
