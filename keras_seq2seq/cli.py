@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from keras_seq2seq.errors import InputError, WorkerLost  # noqa: E402
 
 BATCH_SIZE = 64
+MAX_BEAM_SIZE = 64
 
 
 def load_translate_fn(model_path, beam=False, n_best=1, sampling=None):
@@ -89,6 +90,10 @@ def command_export(args):
 
     run_dir = Path(args.run_dir)
     _check_output_directory(args.output, "--output")
+    if not 1 <= args.beam_size <= MAX_BEAM_SIZE:
+        raise InputError(f"--beam-size {args.beam_size}: give a whole number from 1 to {MAX_BEAM_SIZE}")
+    if not 0.0 <= args.length_penalty <= 10.0:  # also refuses nan
+        raise InputError(f"--length-penalty {args.length_penalty}: give a number from 0 (none) to 10")
     loaded = load_run(run_dir, args.checkpoint)
     if args.format == "ctranslate2":
         from keras_seq2seq.ctranslate2 import convert
@@ -96,7 +101,10 @@ def command_export(args):
         path = convert(*loaded, args.output, quantization=args.quantization or args.quantize)
         print(f"CTranslate2 model written to {path} (it takes and returns SentencePiece pieces)")
         return
-    translator = Translator(*loaded, jit_compile=not args.no_xla, quantize=args.quantize)
+    translator = Translator(
+        *loaded, beam_size=args.beam_size, length_penalty=args.length_penalty, jit_compile=not args.no_xla,
+        quantize=args.quantize,
+    )
     config = run_dir / "config.json"
     if not config.exists():  # re-exporting an export
         config = run_dir / "assets.extra" / "config.json"
@@ -219,6 +227,11 @@ def build_parser():
         help="best, last, epoch-NNN, another name under the run's checkpoints/, or a .weights.h5 file",
     )
     export.add_argument("--format", default="saved_model", choices=["saved_model", "ctranslate2"])
+    export.add_argument("--beam-size", type=int, default=4, help="the beam_search signature's beams (default 4)")
+    export.add_argument(
+        "--length-penalty", type=float, default=0.6,
+        help="the beam_search signature's length normalisation exponent alpha (GNMT; default 0.6, 0: none)",
+    )
     export.add_argument("--no-xla", action="store_true", help="decode without XLA (runtimes that lack it)")
     export.add_argument("--quantization", default=None, help="ctranslate2 only: int8, bfloat16, ...")
     export.add_argument(

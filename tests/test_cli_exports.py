@@ -28,7 +28,8 @@ def exports(tiny_run, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli-exports")
     run_dir = tiny_run[0]
     _run("export", run_dir, "--checkpoint", "last", "--output", tmp / "xla", cwd=tmp)
-    _run("export", run_dir, "--checkpoint", "last", "--no-xla", "--output", tmp / "plain", cwd=tmp)
+    _run("export", run_dir, "--checkpoint", "last", "--no-xla", "--beam-size", "2", "--length-penalty", "1.0",
+         "--output", tmp / "plain", cwd=tmp)
     _run("export", run_dir, "--checkpoint", "last", "--quantize", "int8", "--output", tmp / "int8", cwd=tmp)
     _run("export", tmp / "xla", "--no-xla", "--output", tmp / "again", cwd=tmp)  # an export exported again
     _run("export", run_dir, "--checkpoint", "last", "--format", "ctranslate2", "--output", tmp / "ct2", cwd=tmp)
@@ -41,6 +42,10 @@ def test_every_export_option_writes_a_model(exports):
         assert (exports / name / "saved_model.pb").is_file()
         assert (exports / name / "assets.extra" / "model_config.json").is_file()
     assert (exports / "ct2" / "model.bin").is_file()
+    decoding = {name: json.loads((exports / name / "assets.extra" / "decoding.json").read_text())
+                for name in ("xla", "plain")}
+    assert decoding["xla"] == {"beam_size": 4, "length_penalty": 0.6}
+    assert decoding["plain"] == {"beam_size": 2, "length_penalty": 1.0}
 
 
 def test_translate_a_file_one_line_per_line_blank_for_blank(exports):
@@ -64,6 +69,10 @@ def test_translate_n_best_with_beam_search(exports):
     assert len(lines) == 8  # 2 per input line
     assert lines[0].endswith("\tI am a student.")
     assert lines[2:6] == ["0.000\t"] * 4  # the blank lines: empty hypotheses, score 0
+    # An export's beam size is its own: `plain` keeps 2 beams, so 3 asked for give 2.
+    lines = _run("translate", "--model", exports / "plain", "--beam", "--n-best", "3", "Je suis étudiant.",
+                 cwd=exports).splitlines()
+    assert len(lines) == 2 and lines[0].endswith("\tI am a student.")
 
 
 def test_evaluate_a_savedmodel(exports):

@@ -93,8 +93,10 @@ def main():
     parser.add_argument("--runs", default=str(Path(__file__).resolve().parent / "runs.json"),
                         help="JSON list of the runs made for this model (the card's table)")
     parser.add_argument("--int8", help="also export the int8 model here (export --quantize int8), scored the same")
-    parser.add_argument("--first-leg", help="the config of the run this one continued (training.init_from)")
-    parser.add_argument("--first-leg-steps", type=int, default=0, help="that run's steps (training.initial_step)")
+    parser.add_argument("--leg", nargs=2, action="append", metavar=("CONFIG", "STEPS"), default=[],
+                        help="a run this one continued (training.init_from), in order, with the step at which "
+                             "the next leg starts (training.initial_step); repeat for each earlier leg")
+    parser.add_argument("--length-penalty", type=float, default=0.6, help="export --length-penalty (beam search)")
     parser.add_argument("--note", default="", help="a paragraph for the card's 'How it was made'")
     parser.add_argument("--record", nargs=3, metavar=("NAME", "CONFIGURATION", "HOURS"),
                         help="add this run, with the scores measured here, to --runs (the card's table)")
@@ -105,11 +107,13 @@ def main():
     if args.average:
         _run(["average", str(run_dir), "--last", str(args.average)])
         checkpoint = "averaged"
-    _run(["export", str(run_dir), "--output", str(output), "--checkpoint", checkpoint])
+    decoding = ["--length-penalty", str(args.length_penalty)]
+    _run(["export", str(run_dir), "--output", str(output), "--checkpoint", checkpoint, *decoding])
     scores = score(output, args.dev, run_dir / "dev")
     int8_scores = None
     if args.int8:
-        _run(["export", str(run_dir), "--output", args.int8, "--checkpoint", checkpoint, "--quantize", "int8"])
+        _run(["export", str(run_dir), "--output", args.int8, "--checkpoint", checkpoint, "--quantize", "int8",
+              *decoding])
         int8_scores = score(args.int8, args.dev, run_dir / "dev-int8")
     translate = cli.load_translate_fn(output)
     samples = list(zip(SAMPLES, translate(SAMPLES)))
@@ -145,16 +149,23 @@ def main():
         selected = f"checkpoint `{checkpoint}`"
     config_file = args.config or "training/configs/CONFIG.yaml"
     selection = f"--average {args.average}" if args.average else f"--checkpoint {checkpoint}"
+    selection += f" --length-penalty {args.length_penalty}"
     if args.int8:
         selection += f" --int8 saved_models/{Path(args.int8).name}"
     name = output.name
     train = f".venv/bin/keras-seq2seq train --config {config_file} --output runs/{name} > runs/{name}.log"
-    if args.first_leg:
-        first = (f".venv/bin/keras-seq2seq train --config {args.first_leg} --output runs/{name}-leg1 "
-                 f"> runs/{name}-leg1.log")
-        train = (f"{first}\n    .venv/bin/keras-seq2seq train --config {config_file} --output runs/{name} \\\n"
-                 f"        training.init_from=runs/{name}-leg1 training.initial_step={args.first_leg_steps} "
-                 f"> runs/{name}.log")
+    if args.leg:
+        commands, previous = [], None
+        for index, (leg_config, _) in enumerate(args.leg):
+            leg = f"runs/{name}-leg{index + 1}"
+            after = "" if previous is None else (
+                f" \\\n        training.init_from={previous[0]} training.initial_step={previous[1]}")
+            commands.append(f".venv/bin/keras-seq2seq train --config {leg_config} --output {leg}{after} > {leg}.log")
+            previous = (leg, args.leg[index][1])
+        commands.append(f".venv/bin/keras-seq2seq train --config {config_file} --output runs/{name} \\\n"
+                        f"        training.init_from={previous[0]} training.initial_step={previous[1]} "
+                        f"> runs/{name}.log")
+        train = "\n    ".join(commands)
     int8_rows = ""
     if int8_scores:
         int8_rows = (f"| int8 export (`{Path(args.int8).name}`, {size_mb(args.int8):.1f} MB), greedy | "
@@ -187,7 +198,7 @@ attribution.
 | decoding | sacreBLEU | chrF |
 |---|---|---|
 | greedy | {scores['greedy']['bleu']} | {scores['greedy']['chrf']} |
-| beam 4, length penalty 0.6 | {scores['beam4']['bleu']} | {scores['beam4']['chrf']} |
+| beam 4, length penalty {args.length_penalty} | {scores['beam4']['bleu']} | {scores['beam4']['chrf']} |
 {int8_rows}
 Signatures: `{scores['greedy']['bleu_signature']}`, `{scores['greedy']['chrf_signature']}`.
 

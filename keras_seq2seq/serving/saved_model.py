@@ -21,6 +21,7 @@ from keras_seq2seq.atomic import atomic_directory
 from keras_seq2seq.errors import InputError
 
 MODEL_CONFIG = "model_config.json"
+DECODING = "decoding.json"  # the beam_search signature's beam size and length penalty
 SOURCE_PROTO = "source.spm.model"
 TARGET_PROTO = "target.spm.model"
 
@@ -70,6 +71,7 @@ def export_translator(translator, output_dir, extra_files=None):
         extra.mkdir(exist_ok=True)
         files = {
             MODEL_CONFIG: holder.model.get_config(),  # a quantized model's says how (its "quantization")
+            DECODING: {"beam_size": translator.beam_size, "length_penalty": translator.length_penalty},
             SOURCE_PROTO: translator.source_tokenizer.proto,
             TARGET_PROTO: translator.target_tokenizer.proto,
             **(extra_files or {}),
