@@ -90,6 +90,12 @@ def command_export(args):
 
     run_dir = Path(args.run_dir)
     _check_output_directory(args.output, "--output")
+    from keras_seq2seq.serving.saved_model import decoding_settings
+
+    # Unset: an export re-exported keeps its own; otherwise 4 beams and alpha 0.6.
+    settings = {"beam_size": 4, "length_penalty": 0.6, **decoding_settings(run_dir)}
+    args.beam_size = settings["beam_size"] if args.beam_size is None else args.beam_size
+    args.length_penalty = settings["length_penalty"] if args.length_penalty is None else args.length_penalty
     if not 1 <= args.beam_size <= MAX_BEAM_SIZE:
         raise InputError(f"--beam-size {args.beam_size}: give a whole number from 1 to {MAX_BEAM_SIZE}")
     if not 0.0 <= args.length_penalty <= 10.0:  # also refuses nan
@@ -227,10 +233,13 @@ def build_parser():
         help="best, last, epoch-NNN, another name under the run's checkpoints/, or a .weights.h5 file",
     )
     export.add_argument("--format", default="saved_model", choices=["saved_model", "ctranslate2"])
-    export.add_argument("--beam-size", type=int, default=4, help="the beam_search signature's beams (default 4)")
     export.add_argument(
-        "--length-penalty", type=float, default=0.6,
-        help="the beam_search signature's length normalisation exponent alpha (GNMT; default 0.6, 0: none)",
+        "--beam-size", type=int, help="the beam_search signature's beams (default: the re-exported export's, or 4)"
+    )
+    export.add_argument(
+        "--length-penalty", type=float,
+        help="the beam_search signature's length normalisation exponent alpha (GNMT; 0: none; "
+             "default: the re-exported export's, or 0.6)",
     )
     export.add_argument("--no-xla", action="store_true", help="decode without XLA (runtimes that lack it)")
     export.add_argument("--quantization", default=None, help="ctranslate2 only: int8, bfloat16, ...")

@@ -31,7 +31,7 @@ def exports(tiny_run, tmp_path_factory):
     _run("export", run_dir, "--checkpoint", "last", "--no-xla", "--beam-size", "2", "--length-penalty", "1.0",
          "--output", tmp / "plain", cwd=tmp)
     _run("export", run_dir, "--checkpoint", "last", "--quantize", "int8", "--output", tmp / "int8", cwd=tmp)
-    _run("export", tmp / "xla", "--no-xla", "--output", tmp / "again", cwd=tmp)  # an export exported again
+    _run("export", tmp / "plain", "--no-xla", "--output", tmp / "again", cwd=tmp)  # an export exported again
     _run("export", run_dir, "--checkpoint", "last", "--format", "ctranslate2", "--output", tmp / "ct2", cwd=tmp)
     (tmp / "input.txt").write_text("Je suis étudiant.\n\n   \nVa !\n")
     return tmp
@@ -43,9 +43,10 @@ def test_every_export_option_writes_a_model(exports):
         assert (exports / name / "assets.extra" / "model_config.json").is_file()
     assert (exports / "ct2" / "model.bin").is_file()
     decoding = {name: json.loads((exports / name / "assets.extra" / "decoding.json").read_text())
-                for name in ("xla", "plain")}
+                for name in ("xla", "plain", "again")}
     assert decoding["xla"] == {"beam_size": 4, "length_penalty": 0.6}
     assert decoding["plain"] == {"beam_size": 2, "length_penalty": 1.0}
+    assert decoding["again"] == decoding["plain"]  # an export exported again keeps its beam search
 
 
 def test_translate_a_file_one_line_per_line_blank_for_blank(exports):

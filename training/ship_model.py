@@ -270,7 +270,7 @@ source gives an empty translation.
 The model of `../{output.name}` (its card has the training, the runs and the limitations),
 exported with `keras-seq2seq export RUN --quantize int8`: every matrix stored as int8 with one
 float scale per output unit (Keras 3's weight-only int8 quantization), dequantized once per
-call; the same signatures, strings in and strings out. {size_mb(int8):.1f} MB against
+process (by its first call); the same signatures, strings in and strings out. {size_mb(int8):.1f} MB against
 {size_mb(output):.1f} MB.
 
     keras-seq2seq translate --model {int8} "Je suis étudiant."

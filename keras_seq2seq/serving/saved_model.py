@@ -84,6 +84,13 @@ def export_translator(translator, output_dir, extra_files=None):
     return Path(output_dir)
 
 
+def decoding_settings(path):
+    """`{"beam_size": ..., "length_penalty": ...}` an export's beam search was made with; `{}` for
+    anything else (a run directory, or an export written before they were recorded)."""
+    settings = Path(path) / "assets.extra" / DECODING
+    return json.loads(settings.read_text()) if is_saved_model(path) and settings.is_file() else {}
+
+
 def load_saved_model(path):
     """The loaded SavedModel (`tf.saved_model.load`), with the SentencePiece ops it needs registered."""
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
