@@ -13,7 +13,7 @@ def test_the_shipped_model_configs_are_valid():
     second = load_config("training/configs/small-fr-en-continue.yaml", ["training.init_from=saved_models/fr-en-small"])
     assert (second.training.epochs, second.training.cooldown_epochs, second.training.keep_checkpoints) == (2, 2, 2)
     assert second.transformer_config(8000, 8000) == first.transformer_config(8000, 8000)
-    third = load_config("training/configs/small-fr-en-leg3.yaml", ["training.init_from=runs/leg2"])
+    third = load_config("training/configs/small-fr-en-leg3.yaml", ["training.init_from=saved_models/fr-en-small"])
     assert (third.training.epochs, third.training.cooldown_epochs, third.training.lr_scale) == (2, 2, 0.2)
     assert third.transformer_config(8000, 8000) == first.transformer_config(8000, 8000)
 
