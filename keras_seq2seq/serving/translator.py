@@ -75,8 +75,8 @@ class Translator(tf.Module):
     Translator is built: after changing the model's weights, build a new Translator
     (or pass `step_copies=False`). Otherwise the searches run the model's own layers
     (`DecodingStep`). The copies, like an int8 model's float values, are
-    `PreparedWeights`: an export stores them empty, and a loaded SavedModel computes
-    them in its first call (the float export is the size of the model's weights).
+    `PreparedWeights`: an export stores one-element placeholders, and a loaded SavedModel
+    computes them in its first call (the float export is the size of the model's weights).
 
     Args:
         model: a trained `Seq2SeqTransformer`.
@@ -159,7 +159,8 @@ class Translator(tf.Module):
 
     def _prepare(self, step_copies):
         """`{"dequantized": [...], "copies": ...}`: the float value of each of the model's variables
-        (quantized; else `[]`) and the flat `StepWeights` copies made from them (or None)."""
+        (quantized; else `[]`) and the `StepWeights` copies made from them, as their `structure()`
+        (or None)."""
         dequantized = self._dequantized.values() if self._dequantized is not None else []
         copies = None
         if step_copies:
