@@ -69,7 +69,7 @@ def main(argv):
         ensure_environment("dev")
         # Two worker processes: much of the suite is single-threaded (XLA compilation,
         # subprocess start-up, small steps); on 2 cores the suite takes about a quarter less time.
-        status = run(["-m", "pytest", "-q", "-n", "2", "--dist", "worksteal", *rest])
+        status = run(["-m", "pytest", "-q", "-n", "2", "--dist", "worksteal", "--durations", "15", *rest])
         if rest:  # a selection of tests: TensorFlow only
             return status
         print("the layers and models again, on the JAX backend", flush=True)

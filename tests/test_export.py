@@ -253,7 +253,9 @@ def test_an_int8_export_runs_in_a_fresh_process_as_in_process(exported_int8, exp
     assert len(prepared) > len(kernels) and all(shape == [1] for shape in prepared)
     float_size = sum(f.stat().st_size for f in (exported[1] / "variables").iterdir())
     int8_size = sum(f.stat().st_size for f in (path / "variables").iterdir())
-    assert int8_size < 0.35 * float_size, (int8_size, float_size)  # tiny: its float biases and norms weigh more
+    # A quarter of the float kernels' bytes, plus the float biases, norms and scales, which weigh
+    # much more in the tiny model than in `small` (17.5 MB against 44.8 MB there).
+    assert int8_size < 0.5 * float_size, (int8_size, float_size)
 
 
 def test_an_int8_export_loads_back_into_the_quantized_keras_model(exported_int8):
