@@ -226,6 +226,22 @@ def test_the_decoder_step_is_stored_once_with_and_once_without_cache_slots(expor
     assert steps == ["decoder_step", "decoder_step_slotted"]
 
 
+def _function_names(path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    return [f.signature.name.removeprefix("__inference_").rsplit("_", 1)[0]
+            for f in saved_model.meta_graphs[0].graph_def.library.function]
+
+
+def test_the_prepared_values_computation_is_stored_once(exported, exported_int8):
+    """Every signature's first call computes the `PreparedWeights` through one function: its graph
+    (the step copies; with int8, the dequantization too) is stored once, not once a signature."""
+    for path in (exported[1], exported_int8[1]):
+        assert _function_names(path).count("_fill_values") == 1
+
+
 @pytest.fixture(scope="module")
 def exported_int8(tiny_run, tmp_path_factory):
     translator = Translator(*load_run(tiny_run[0], "last"), quantize="int8")

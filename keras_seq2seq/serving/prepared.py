@@ -13,6 +13,8 @@ call of a loaded model computes them, later calls find them there. Several threa
 once may each compute them: the same values, written whole.
 """
 
+import functools
+
 import tensorflow as tf
 
 
@@ -37,6 +39,11 @@ class PreparedWeights(tf.Module):
             if leaf is not None
         ]
         self.ready = tf.Variable(True, trainable=False, name="ready")
+        # One function for every caller: each signature of an export calls it (its first call does),
+        # and the SavedModel stores its graph once rather than once a signature. Behind a
+        # `partial`: a tf.function attribute would also be saved as this object's own function,
+        # traced again for it.
+        self._fill = functools.partial(tf.function(self._fill_values, input_signature=[]))
 
     def prepare(self):
         """Computes and keeps the values if they were released; does nothing when they are there.
@@ -44,13 +51,13 @@ class PreparedWeights(tf.Module):
         Returns the `ready` flag (True), for a control dependency of what reads them.
         """
 
-        def fill():
-            computed = [leaf for leaf in tf.nest.flatten(self._compute()) if leaf is not None]
-            assigned = [variable.assign(value) for variable, value in zip(self.values, computed, strict=True)]
-            with tf.control_dependencies(assigned):
-                return tf.identity(self.ready.assign(True))
+        return tf.cond(self.ready, lambda: tf.identity(self.ready), self._fill)
 
-        return tf.cond(self.ready, lambda: tf.identity(self.ready), fill)
+    def _fill_values(self):
+        computed = [leaf for leaf in tf.nest.flatten(self._compute()) if leaf is not None]
+        assigned = [variable.assign(value) for variable, value in zip(self.values, computed, strict=True)]
+        with tf.control_dependencies(assigned):
+            return tf.identity(self.ready.assign(True))
 
     def read(self):
         """The values, in `compute`'s structure, with their shapes (after `prepare`)."""
