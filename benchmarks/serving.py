@@ -11,6 +11,8 @@ table compares them (on a shared 2-core machine, compare figures of one invocati
   resident memory after loading, after the first greedy translation of one sentence, and
   after greedy and beam 4 on batches of 64 dev sentences; seconds from the process start.
 - `cli`: `keras-seq2seq translate --model M "Je suis étudiant."`, wall time of the command.
+- `--lean DIR`: the `savedmodel` case again in an environment of `tensorflow-cpu` and
+  tensorflow-text only (TensorFlow's CPU build: its import maps no CUDA library; made at DIR).
 - `ct2`: the same weights in CTranslate2 (int8, converted by `export --format ctranslate2`),
   the same steps.
 - throughput: all `dev.txt` sentences in batches of 64 in file order, greedy and beam 4,
@@ -83,10 +85,10 @@ print(json.dumps({"marks": marks, "rates": rates, "first": locals().get("first")
 '''
 
 
-def run_case(kind, model, dev, throughput):
+def run_case(kind, model, dev, throughput, python=sys.executable):
     started = time.time()
     result = subprocess.run(
-        [sys.executable, "-c", CASE, str(started), kind, str(model), str(dev), "1" if throughput else "0"],
+        [str(python), "-c", CASE, str(started), kind, str(model), str(dev), "1" if throughput else "0"],
         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     if result.returncode:
@@ -117,6 +119,23 @@ def ct2_model(model, directory):
     return directory
 
 
+def lean_environment(directory):
+    """A virtual environment at `directory` holding only what a SavedModel needs: `tensorflow-cpu`
+    (TensorFlow without its CUDA libraries, which `import tensorflow` maps whether or not a GPU
+    is there) at this environment's TensorFlow version, and tensorflow-text. Its python."""
+    from importlib.metadata import version
+
+    directory = Path(directory)
+    python = directory / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, f"tensorflow-cpu=={version('tensorflow')}"], check=True)
+        # tensorflow-text asks for `tensorflow`, which tensorflow-cpu is.
+        subprocess.run([*pip, "--no-deps", f"tensorflow-text=={version('tensorflow-text')}"], check=True)
+    return python
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=[str(ROOT / "saved_models" / name) for name in SHIPPED],
@@ -124,6 +143,9 @@ def main():
     parser.add_argument("--dev", help="dev.txt (default: the default corpus's)")
     parser.add_argument("--ct2", help="a CTranslate2 conversion (default: the first model's, converted now, int8)")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--lean", metavar="DIR",
+                        help="also load each SavedModel in an environment of tensorflow-cpu and tensorflow-text only "
+                             "(made at DIR if missing): its columns are marked 'tensorflow-cpu'")
     args = parser.parse_args()
     if args.dev is None:  # asked in a child: importing the package here would raise every child's peak RSS
         args.dev = subprocess.run(
@@ -136,11 +158,20 @@ def main():
         baseline = run_case("import", args.models[0], args.dev, False)
         results = {name: run_case("savedmodel", model, args.dev, not args.skip_throughput)
                    for name, model in zip(names, args.models)}
+        if args.lean:
+            lean = lean_environment(args.lean)
+            lean_baseline = run_case("import", args.models[0], args.dev, False, python=lean)
+            for name, model in zip(names, args.models):
+                results[f"{name}, tensorflow-cpu"] = run_case("savedmodel", model, args.dev, False, python=lean)
         results["CTranslate2 int8"] = run_case("ct2", ct2, args.dev, not args.skip_throughput)
         cli = {name: cli_first_translation(model) for name, model in zip(names, args.models)}
 
     seconds, memory = baseline["marks"]["import"]
-    print(f"`import tensorflow, tensorflow_text` alone: {seconds:.1f} s, {memory:.2f} GiB peak RSS\n")
+    print(f"`import tensorflow, tensorflow_text` alone: {seconds:.1f} s, {memory:.2f} GiB peak RSS")
+    if args.lean:
+        seconds, memory = lean_baseline["marks"]["import"]
+        print(f"the same with tensorflow-cpu: {seconds:.1f} s, {memory:.2f} GiB peak RSS")
+    print()
     for name, model in zip(names, args.models):
         size_mb = sum(f.stat().st_size for f in Path(model).rglob("*") if f.is_file()) / 1e6
         print(f"- {name}: {size_mb:.1f} MB; `keras-seq2seq translate` of one sentence from a fresh process: "
@@ -160,7 +191,7 @@ def main():
             reference = results["CTranslate2 int8"]["rates"][search]
             print(f"| {label} | " + " | ".join(
                 f"{results[name]['rates'][search]:.1f} ({results[name]['rates'][search] / reference:.2f}x)"
-                for name in results) + " |")
+                if results[name]["rates"] else "" for name in results) + " |")
 
 
 if __name__ == "__main__":
