@@ -8,6 +8,8 @@ directory resumes from its backup.
 import json
 import math
 import os
+import shutil
+import time
 from pathlib import Path
 
 import keras
@@ -177,22 +179,56 @@ class DevBleu(keras.callbacks.Callback):
         log(f"epoch {epoch + 1}: dev BLEU {logs['val_bleu']:.2f} on {len(self.sources)} sentences")
 
 
+def remember_keras_saving_skipsets():
+    """Makes Keras' weight saving compute its attribute skip sets once per process, not once per object.
+
+    Keras 3 (3.15 checked) caches `saving_lib.get_attr_skipset` under one key and looks it up
+    under another, so every `save_weights` builds a reference Layer (or Optimizer, Metric...)
+    for each object it walks: 40% of a save (0.14 s of 0.34 s for any of our models, several
+    saves an epoch). This stores each skip set under the key Keras reads; should Keras
+    change, it does nothing.
+    """
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.saving import saving_lib
+    except ImportError:
+        return
+    for kind in ("Operation", "Layer", "Functional", "Sequential", "Metric", "Optimizer", "Loss"):
+        key = f"saving_attr_skiplist_{kind}"
+        try:
+            if global_state.get_global_attribute(key, None) is None:
+                global_state.set_global_attribute(key, saving_lib.get_attr_skipset(kind))
+        except Exception:  # a Keras without this function or these kinds: nothing to remember
+            return
+
+
 class EpochCheckpoints(keras.callbacks.Callback):
     """Saves `epoch-NNN.weights.h5` (NNN from 001) at each epoch's end and keeps the last `keep` of them.
 
     Each file is written beside its final name and renamed in, so a kill never leaves a
-    truncated epoch checkpoint; these are what `keras-seq2seq average` averages.
+    truncated epoch checkpoint; these are what `keras-seq2seq average` averages. When the
+    `last` checkpoint was written at this epoch's end (by the callback before this one), it is
+    copied: the same weights, without a second pass of Keras' saving over every layer (a
+    third of a second for any model, most of an epoch of the tests' tiny one).
     """
 
     def __init__(self, run, keep):
         super().__init__()
         self.run = run
         self.keep = keep
+        self._epoch_began = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_began = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
         path = self.run.epoch_checkpoint(epoch + 1)
         partial = path.with_name(f".partial-{path.name}")
-        self.model.save_weights(str(partial))
+        last = self.run.checkpoint("last")
+        if self._epoch_began is not None and last.is_file() and last.stat().st_mtime >= self._epoch_began:
+            shutil.copyfile(last, partial)
+        else:
+            self.model.save_weights(str(partial))
         os.replace(partial, path)
         for old in self.run.epoch_checkpoints()[: -self.keep]:
             old.unlink()
@@ -397,6 +433,7 @@ def train(config, run_dir):
     # Last: an epoch is marked done in the backup only after everything it writes is written.
     callbacks.append(EpochAndStepBackup(str(run.backup), save_freq=settings.backup_every_steps or "epoch"))
     drop_logged_epochs(run.training_log, resumed_epoch(run.backup))
+    remember_keras_saving_skipsets()
     try:
         history = model.fit(
             train_data,
