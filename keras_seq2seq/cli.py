@@ -13,29 +13,44 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from keras_seq2seq.errors import InputError, WorkerLost  # noqa: E402
 
 BATCH_SIZE = 64
+# `translate --engine auto`: up to this many sentences run eagerly (no compilation, about
+# 1 s for the first sentence after the model loads, 1-2 s a batch of 64); more, compiled
+# (seconds of compilation per batch shape, then 2-3 times faster).
+EAGER_SENTENCES = 64
 MAX_BEAM_SIZE = 64
 
 
-def load_translate_fn(model_path, beam=False, n_best=1, sampling=None):
+def load_translate_fn(model_path, beam=False, n_best=1, sampling=None, eager=False):
     """A function list[str] -> list[str] for a SavedModel directory or a training run directory.
 
     Greedy by default; `beam` uses the model's beam search (`beam_search` signature), and
     `n_best` > 1 then returns, per sentence, its best `n_best` translations joined by
     newlines with their scores; `sampling` (a dict of temperature, top_k, top_p, seed)
     draws the translation instead (`sample` signature).
+
+    `eager`: run the model op by op (`serving.run_eagerly`) instead of loading the
+    SavedModel's compiled functions: the same translations, seconds sooner for a few
+    sentences, slower per batch (a SavedModel not exported by keras-seq2seq is loaded as such).
     """
+    import contextlib
+
     import tensorflow as tf
 
     from keras_seq2seq.runs import RunDirectory, describe_non_model, load_run
-    from keras_seq2seq.serving.saved_model import is_saved_model, load_saved_model
+    from keras_seq2seq.serving.saved_model import MODEL_CONFIG, is_saved_model, load_saved_model
 
-    if is_saved_model(model_path):
+    scope = contextlib.nullcontext
+    if is_saved_model(model_path) and not (eager and (Path(model_path) / "assets.extra" / MODEL_CONFIG).is_file()):
         module = load_saved_model(model_path)
         signature = module.signatures["sample" if sampling else "beam_search" if beam else "serving_default"]
-    elif RunDirectory.is_run(model_path):
-        from keras_seq2seq.serving import Translator
+    elif is_saved_model(model_path) or RunDirectory.is_run(model_path):
+        from keras_seq2seq.serving import Translator, load_translator, run_eagerly
 
-        module = Translator(*load_run(model_path))
+        if is_saved_model(model_path):
+            module = load_translator(model_path)
+        else:
+            module = Translator(*load_run(model_path), jit_compile=not eager)
+        scope = run_eagerly if eager else scope
         signature = module.translate_sample if sampling else module.translate_beam if beam else module.translate
     else:
         raise InputError(describe_non_model(model_path))
@@ -51,7 +66,8 @@ def load_translate_fn(model_path, beam=False, n_best=1, sampling=None):
 
     def translate(sentences):
         # `module` stays referenced here: its tf.functions hold it only weakly.
-        outputs = signature(text=tf.constant(sentences, tf.string), **extra) if module else None
+        with scope():
+            outputs = signature(text=tf.constant(sentences, tf.string), **extra) if module else None
         if beam and n_best > 1:
             return [
                 "\n".join(f"{score:.3f}\t{text.decode('utf-8')}" for text, score in zip(texts[:n_best], scores))
@@ -140,7 +156,6 @@ def command_translate(args):
     sampling = None
     if args.sample:
         sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "seed": args.seed}
-    translate = load_translate_fn(args.model, args.beam or args.n_best > 1, args.n_best, sampling)
     if args.text:
         sentences, progress = list(args.text), False
     else:
@@ -148,6 +163,10 @@ def command_translate(args):
             raise InputError(f"--file {args.file}: no such file (one sentence a line, UTF-8)")
         stream = open(args.file, encoding="utf-8", errors="replace") if args.file else sys.stdin
         sentences, progress = [line.rstrip("\n") for line in stream], bool(args.file)
+    # (Sampling stays compiled: XLA draws other numbers from a seed than TensorFlow's kernels.)
+    few = len(sentences) <= EAGER_SENTENCES and not args.sample
+    eager = args.engine == "eager" or (args.engine == "auto" and few)
+    translate = load_translate_fn(args.model, args.beam or args.n_best > 1, args.n_best, sampling, eager)
     for translation in translate_all(translate, sentences, progress):
         print(translation)
 
@@ -265,6 +284,12 @@ def build_parser():
     translate.add_argument("--top-k", type=int, default=0, help="0: no top-k filter")
     translate.add_argument("--top-p", type=float, default=1.0, help="1: no nucleus filter")
     translate.add_argument("--seed", type=int, default=0)
+    translate.add_argument(
+        "--engine", default="auto", choices=["auto", "eager", "compiled"],
+        help=f"eager: op by op, no compilation (the default up to {EAGER_SENTENCES} sentences, greedy or beam); "
+        "compiled: the SavedModel's XLA functions (the default for more, and for --sample: eager sampling "
+        "draws other tokens from the same seed)",
+    )
     translate.add_argument("text", nargs="*")
     translate.set_defaults(function=command_translate)
 

@@ -81,6 +81,23 @@ def test_translate_command_greedy_n_best_and_sampling(tiny_run, capsys, monkeypa
     assert capsys.readouterr().out.splitlines()[0] == "I am a student."
 
 
+@pytest.mark.parametrize("options", [[], ["--n-best", "3"], ["--sample", "--temperature", "3", "--seed", "7"]])
+def test_translate_command_eager_and_compiled_agree(tiny_run, capsys, options):
+    """A few sentences run eagerly (`--engine auto`'s choice for up to 64), more compiled: the same
+    outputs. Sampling is always compiled (XLA draws other numbers from a seed than TensorFlow's kernels)."""
+    from keras_seq2seq import cli
+
+    assert cli.EAGER_SENTENCES == 64
+    sources = ["Je suis étudiant.", "", "Va !", "Il fait beau aujourd'hui.", "   "]
+    outputs = {}
+    for engine in ("auto" if "--sample" in options else "eager", "compiled"):
+        cli.main(["translate", "--model", str(tiny_run[0]), "--engine", engine, *options, *sources])
+        outputs[engine] = capsys.readouterr().out
+    first, compiled = outputs.values()
+    assert first == compiled and len(compiled.splitlines()) == len(sources) * (3 if "--n-best" in options else 1)
+    assert compiled.splitlines()[0].endswith("I am a student.") or "--sample" in options
+
+
 def test_evaluate_command_writes_scores_and_hypotheses(tiny_run, tmp_path):
     from pathlib import Path
 

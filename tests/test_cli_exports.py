@@ -1,6 +1,6 @@
 """The `keras-seq2seq` command on exports, each step through the real command: every `export`
 option (a checkpoint, --no-xla, --format ctranslate2, re-exporting an export with int8 weights), then `translate`
-(--file with blank lines, --beam --n-best) and `evaluate` on the SavedModels."""
+(--file with blank lines, --beam --n-best; compiled and eager) and `evaluate` on the SavedModels."""
 
 import json
 import os
@@ -50,27 +50,31 @@ def test_every_export_option_writes_a_model(exports):
     assert json.loads((exports / "int8" / "assets.extra" / "model_config.json").read_text())["quantization"]
 
 
+def _translate(model, *options, engine="compiled", cwd):
+    return _run("translate", "--model", model, "--engine", engine, *options, "--file", cwd / "input.txt",
+                cwd=cwd).splitlines()
+
+
 def test_translate_a_file_one_line_per_line_blank_for_blank(exports):
-    outputs = {
-        name: _run("translate", "--model", exports / name, "--file", exports / "input.txt", cwd=exports).splitlines()
-        for name in ("xla", "plain", "int8")
-    }
+    outputs = {name: _translate(exports / name, cwd=exports) for name in ("xla", "plain", "int8")}
     assert outputs["xla"][:3] == ["I am a student.", "", ""] and len(outputs["xla"]) == 4
     assert outputs["plain"] == outputs["xla"]
     assert outputs["int8"][:3] == ["I am a student.", "", ""] and len(outputs["int8"]) == 4
     # XLA's compiled programs were kept for the next run ($KERAS_SEQ2SEQ_CACHE/xla).
     cached = sorted((exports / "cache" / "xla").iterdir())
     assert cached and all(path.stat().st_size > 0 for path in cached)
-    again = _run("translate", "--model", exports / "xla", "--file", exports / "input.txt", cwd=exports).splitlines()
-    assert again == outputs["xla"]
+    assert _translate(exports / "xla", cwd=exports) == outputs["xla"]
+    # A few sentences run eagerly by default (nothing compiled): the same translations, float and int8.
+    for name in ("xla", "int8"):
+        assert _translate(exports / name, engine="auto", cwd=exports) == outputs[name]
 
 
 def test_translate_n_best_with_beam_search(exports):
-    lines = _run("translate", "--model", exports / "xla", "--beam", "--n-best", "2", "--file",
-                 exports / "input.txt", cwd=exports).splitlines()
+    lines = _translate(exports / "xla", "--beam", "--n-best", "2", cwd=exports)
     assert len(lines) == 8  # 2 per input line
     assert lines[0].endswith("\tI am a student.")
     assert lines[2:6] == ["0.000\t"] * 4  # the blank lines: empty hypotheses, score 0
+    assert _translate(exports / "xla", "--beam", "--n-best", "2", engine="eager", cwd=exports) == lines
     # An export's beam size is its own: `plain` keeps 2 beams, so 3 asked for give 2.
     lines = _run("translate", "--model", exports / "plain", "--beam", "--n-best", "3", "Je suis étudiant.",
                  cwd=exports).splitlines()

@@ -122,17 +122,27 @@ def load_keras_model(path):
     return model, source, target
 
 
+def load_translator(path, jit_compile=False):
+    """A `Translator` of an export's Keras model (`load_keras_model`), with the beam search
+    settings the export was made with; not compiled by default (to run under `run_eagerly`)."""
+    from keras_seq2seq.serving.translator import Translator
+
+    model, source, target = load_keras_model(path)
+    return Translator(model, source, target, jit_compile=jit_compile, **decoding_settings(path))
+
+
 def _restore_variables(model, checkpoint):
     """Assigns a SavedModel's `model/...` variables to the Keras model's, by attribute path."""
     suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
     assigned = set()
-    for name, _ in tf.train.list_variables(str(checkpoint)):
+    reader = tf.train.load_checkpoint(str(checkpoint))
+    for name in reader.get_variable_to_shape_map():
         if not (name.startswith("model/") and name.endswith(suffix)):
             continue
         target = model
         for part in name[len("model/") : -len(suffix)].split("/"):
             target = target[int(part)] if part.isdigit() else getattr(target, part)
-        target.assign(tf.train.load_variable(str(checkpoint), name))
+        target.assign(reader.get_tensor(name))
         assigned.add(id(target))
     missing = [weight.path for weight in model.weights if id(weight) not in assigned]
     if missing:

@@ -56,6 +56,24 @@ def _where_rows(rows, fill, values):
     return tf.where(rows, fill(values), values)
 
 
+@contextlib.contextmanager
+def run_eagerly():
+    """Within: a `Translator`'s calls run op by op, nothing traced or compiled.
+
+    From a fresh process, compiling the searches (seconds per program and batch shape)
+    costs more than it saves on a few sentences: the command line translates up to
+    `cli.EAGER_SENTENCES` sentences this way. Build the Translator with `jit_compile=False`
+    (the portable `DecodingStep`); it computes what the compiled one computes, 2 to 3 times
+    slower per batch once compiled. (`tf.config.run_functions_eagerly`, restored on exit.)
+    """
+    previous = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(previous)
+
+
 class Translator(tf.Module):
     """Tokenize -> encode -> cached decode -> detokenize, for a batch of strings.
 
@@ -238,13 +256,17 @@ class Translator(tf.Module):
             text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
         ragged = self.source_tokenizer(text)
-        ids = tf.cast(ragged, tf.int32).to_tensor(default_value=PAD_ID)
+        if isinstance(ragged, list):  # keras-hub run eagerly: a list of rows
+            ragged = tf.ragged.constant(ragged, tf.int32, ragged_rank=1, inner_shape=())
+        ids = tf.cast(ragged, tf.int32)
+        if isinstance(ids, tf.RaggedTensor):  # (eagerly, rows of one length come dense)
+            ids = ids.to_tensor(default_value=PAD_ID)
         ids = ids[:, : self.model.config.max_length]
         # An all-empty batch still gets one (padding) column, so attention has a key.
         return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
 
     def detokenize(self, token_ids):
-        text = self.target_tokenizer.detokenize(token_ids)
+        text = tf.convert_to_tensor(self.target_tokenizer.detokenize(token_ids), tf.string)
         return tf.strings.strip(text)
 
     def _run(self, from_ids, from_encoded, text, *args):
