@@ -174,18 +174,26 @@ def test_an_export_loads_back_into_an_identical_keras_model(exported, tmp_path, 
 
 
 def test_each_decoding_loop_is_stored_once(exported):
-    """The encoder, and greedy, beam and sampling each from ids (batches of up to 16) and from the
-    encoder's keys and values: seven XLA-compiled functions, not a second trace of any."""
+    """The encoders (of the real tokens, of the padded batch) and greedy, beam and sampling from the
+    encoder's keys and values: five XLA-compiled functions, not a second trace of any. Each search
+    from ids (batches of up to 16, one compiled call) only calls the padded encoder's function and
+    the search's: with a copy of both in each, the SavedModel had half as many nodes again (14,447
+    against 9,844 for `small`), and loading took 0.1 GiB and a second more."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     _, path = exported
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
     functions = saved_model.meta_graphs[0].graph_def.library.function
-    compiled = [f.signature.name for f in functions if f.attr["_XlaMustCompile"].b]
-    names = sorted(name.removeprefix("__inference_").rsplit("_", 1)[0] for name in compiled)
-    expected = ["_beam", "_beam_from_ids", "_encode", "_greedy", "_greedy_from_ids", "_sample", "_sample_from_ids"]
-    assert names == expected, compiled
+    compiled = {f.signature.name.removeprefix("__inference_").rsplit("_", 1)[0]: f for f in functions
+                if f.attr["_XlaMustCompile"].b}
+    searches = ["_beam", "_greedy", "_sample"]
+    assert sorted(compiled) == sorted(["_encode", "_encode_padded", *searches, *(f"{s}_from_ids" for s in searches)])
+    for search in searches:
+        glue = compiled[f"{search}_from_ids"]
+        called = sorted(node.attr["f"].func.name.removeprefix("__inference_").rsplit("_", 1)[0]
+                        for node in glue.node_def if node.op == "StatefulPartitionedCall")
+        assert called == sorted(["_encode_padded", search]) and len(glue.node_def) < 10
 
 
 def test_signatures_called_from_8_threads_at_once_give_the_sequential_outputs(exported):

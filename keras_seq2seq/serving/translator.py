@@ -149,8 +149,9 @@ class Translator(tf.Module):
             self.prepared = PreparedWeights(functools.partial(self._prepare, step_copies))
         # One decoder-step function for every loop of every search (`SharedStep`).
         self._step = SharedStep(XlaCpuStep(model, None) if step_copies else DecodingStep(model))
-        compile_ = lambda function, signature: tf.function(
-            self._on_weights(function), input_signature=signature, jit_compile=jit_compile, reduce_retracing=False
+        compile_ = lambda function, signature, on_weights=True: tf.function(
+            self._on_weights(function) if on_weights else function, input_signature=signature,
+            jit_compile=jit_compile, reduce_retracing=False,
         )
         key_values = [
             tuple(
@@ -167,13 +168,16 @@ class Translator(tf.Module):
             tf.TensorSpec([], tf.int32, name="seed"),
         ]
         self._encode_tokens = compile_(self._encode, [_IDS, _POSITIONS])
-        # Each search twice: from ids (small batches, one call) and from the encoder's keys and values.
-        self._greedy_ids = compile_(self._greedy_from_ids, [_IDS])
+        self._encode_ids = compile_(self._encode_padded, [_IDS])
+        # Each search from the encoder's keys and values, and from ids (small batches: one compiled
+        # call, which calls the encoder's function and the search's; XLA compiles them as one
+        # program, and the SavedModel stores each graph once).
         self._greedy_encoded = compile_(self._greedy, [_IDS, *encoded])
-        self._beam_ids = compile_(self._beam_from_ids, [_IDS])
         self._beam_encoded = compile_(self._beam, [_IDS, *encoded])
-        self._sample_ids = compile_(self._sample_from_ids, [_IDS, *sampling])
         self._sample_encoded = compile_(self._sample, [_IDS, *encoded, *sampling])
+        self._greedy_ids = compile_(self._from_ids(self._greedy_encoded), [_IDS], on_weights=False)
+        self._beam_ids = compile_(self._from_ids(self._beam_encoded), [_IDS], on_weights=False)
+        self._sample_ids = compile_(self._from_ids(self._sample_encoded), [_IDS, *sampling], on_weights=False)
 
     def _prepare(self, step_copies):
         """`{"dequantized": [...], "copies": ...}`: the float value of each of the model's variables
@@ -219,35 +223,36 @@ class Translator(tf.Module):
             return self._step.encode_tokens(source_ids, positions).cross_key_values
         return self._step.encode(source_ids).cross_key_values
 
-    @staticmethod
-    def _encoded(key_values, source_mask):
-        return None if key_values is None else Encoded(key_values, source_mask)
+    def _encode_padded(self, source_ids):
+        encoded = self._step.encode(source_ids)
+        return encoded.cross_key_values, encoded.source_mask
 
-    def _greedy_from_ids(self, source_ids):
-        return self._greedy(source_ids, None, None)
+    def _from_ids(self, search_encoded):
+        """The search `search_encoded` (a compiled function of ids, keys and values, mask, ...) of ids."""
+
+        def from_ids(source_ids, *args):
+            key_values, source_mask = self._encode_ids(source_ids)
+            return search_encoded(source_ids, key_values, source_mask, *args)
+
+        from_ids.__name__ = search_encoded.__name__ + "_from_ids"  # its name in a graph
+        return from_ids
 
     def _greedy(self, source_ids, key_values, source_mask):
         return greedy_decode(
             self._step, source_ids, self.max_output_length, self.suppress_end, static_shapes=True,
-            encoded=self._encoded(key_values, source_mask),
+            encoded=Encoded(key_values, source_mask),
         )
-
-    def _beam_from_ids(self, source_ids):
-        return self._beam(source_ids, None, None)
 
     def _beam(self, source_ids, key_values, source_mask):
         return beam_search(
             self._step, source_ids, self.beam_size, self.length_penalty, self.max_output_length,
-            suppress_end=self.suppress_end, static_shapes=True, encoded=self._encoded(key_values, source_mask),
+            suppress_end=self.suppress_end, static_shapes=True, encoded=Encoded(key_values, source_mask),
         )
-
-    def _sample_from_ids(self, source_ids, temperature, top_k, top_p, seed):
-        return self._sample(source_ids, None, None, temperature, top_k, top_p, seed)
 
     def _sample(self, source_ids, key_values, source_mask, temperature, top_k, top_p, seed):
         return sample_decode(
             self._step, source_ids, temperature, top_k, top_p, seed, self.max_output_length,
-            static_shapes=True, encoded=self._encoded(key_values, source_mask),
+            static_shapes=True, encoded=Encoded(key_values, source_mask),
         )
 
     def source_ids(self, text):
