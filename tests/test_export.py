@@ -289,3 +289,25 @@ def test_an_int8_export_loads_back_into_the_quantized_keras_model(exported_int8)
     for mine, theirs in zip(model.weights, translator.quantized_model.weights, strict=True):
         assert mine.path == theirs.path and mine.dtype == theirs.dtype
         np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
+
+
+def test_an_export_run_eagerly_translates_as_its_savedmodel(exported):
+    """`load_translator` (the export's Keras model) under `run_eagerly`, what `translate` does for a
+    few sentences: the SavedModel's translations, scores and n-best lists, bad inputs included, and
+    nothing left running eagerly afterwards."""
+    from keras_seq2seq.serving import load_translator, run_eagerly
+
+    _, path = exported
+    text = tf.constant(_encoded_inputs())
+    signatures = tf.saved_model.load(str(path)).signatures
+    greedy, beam = signatures["serving_default"](text=text), signatures["beam_search"](text=text)
+    translator = load_translator(path)
+    with run_eagerly():
+        assert tf.config.functions_run_eagerly()
+        eager_greedy, eager_beam = translator.translate(text), translator.translate_beam(text)
+    assert not tf.config.functions_run_eagerly()
+    assert translator.beam_size == 4 and translator.length_penalty == 0.6  # the export's (decoding.json)
+    assert eager_greedy["translation"].numpy().tolist() == greedy["translation"].numpy().tolist()
+    assert eager_beam["n_best"].numpy().tolist() == beam["n_best"].numpy().tolist()
+    np.testing.assert_allclose(eager_greedy["score"], greedy["score"], atol=1e-4)
+    np.testing.assert_allclose(eager_beam["scores"], beam["scores"], atol=1e-4)
