@@ -16,6 +16,9 @@ def test_the_shipped_model_configs_are_valid():
     third = load_config("training/configs/small-fr-en-leg3.yaml", ["training.init_from=saved_models/fr-en-small"])
     assert (third.training.epochs, third.training.cooldown_epochs, third.training.lr_scale) == (2, 2, 0.2)
     assert third.transformer_config(8000, 8000) == first.transformer_config(8000, 8000)
+    long = load_config("training/configs/small-fr-en-long.yaml")
+    assert (long.training.epochs, long.training.cooldown_epochs, long.training.keep_checkpoints) == (12, 5, 4)
+    assert long.transformer_config(8000, 8000) == first.transformer_config(8000, 8000)
 
 
 @pytest.mark.parametrize(
