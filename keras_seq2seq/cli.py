@@ -40,13 +40,14 @@ def load_translate_fn(model_path, beam=False, n_best=1, sampling=None, eager=Fal
     from keras_seq2seq.serving.saved_model import MODEL_CONFIG, is_saved_model, load_saved_model
 
     scope = contextlib.nullcontext
-    if is_saved_model(model_path) and not (eager and (Path(model_path) / "assets.extra" / MODEL_CONFIG).is_file()):
+    saved_model = is_saved_model(model_path)
+    if saved_model and not (eager and (Path(model_path) / "assets.extra" / MODEL_CONFIG).is_file()):
         module = load_saved_model(model_path)
         signature = module.signatures["sample" if sampling else "beam_search" if beam else "serving_default"]
-    elif is_saved_model(model_path) or RunDirectory.is_run(model_path):
+    elif saved_model or RunDirectory.is_run(model_path):
         from keras_seq2seq.serving import Translator, load_translator, run_eagerly
 
-        if is_saved_model(model_path):
+        if saved_model:  # eager: the export's Keras model
             module = load_translator(model_path)
         else:
             module = Translator(*load_run(model_path), jit_compile=not eager)
