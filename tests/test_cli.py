@@ -19,6 +19,11 @@ def test_the_shipped_model_configs_are_valid():
     long = load_config("training/configs/small-fr-en-long.yaml")
     assert (long.training.epochs, long.training.cooldown_epochs, long.training.keep_checkpoints) == (12, 5, 4)
     assert long.transformer_config(8000, 8000) == first.transformer_config(8000, 8000)
+    averaged = load_config("training/configs/small-fr-en-swa.yaml", ["training.init_from=saved_models/fr-en-small"])
+    settings = averaged.training
+    assert (settings.epochs, settings.steps_per_epoch, settings.keep_checkpoints) == (6, 256, 6)
+    assert (settings.cooldown_epochs, settings.seed, settings.lr_scale) == (0, 1, 0.15)
+    assert averaged.transformer_config(8000, 8000) == first.transformer_config(8000, 8000)
 
 
 @pytest.mark.parametrize(

@@ -97,3 +97,26 @@ def test_the_saved_model_example(monkeypatch, capsys):
 def test_the_readme_stays_short():
     assert len(README.splitlines()) <= 225  # "about 200 lines" (issue 19)
     assert os.path.exists(ROOT / "docs" / "design.md") and os.path.exists(ROOT / "benchmarks" / "README.md")
+
+
+def test_the_model_cards_and_the_readme_give_the_shipped_models_scores():
+    """The float card's scores are a shipped row of the run table (training/runs.json), the README
+    quotes them, the int8 card's are within 0.3 BLEU of them (issue 21), and the pictures exist."""
+    import json
+
+    card = (ROOT / "saved_models" / "fr-en-small" / "README.md").read_text()
+    greedy = re.search(r"^\| greedy \| ([\d.]+) \| ([\d.]+) \|$", card, re.M).groups()
+    beam = re.search(r"^\| beam 4, length penalty [\d.]+ \| ([\d.]+) \| ([\d.]+) \|$", card, re.M).groups()
+    greedy_bleu, _, beam_bleu, beam_chrf = (float(value) for value in (*greedy, *beam))
+    shipped = [run for run in json.loads((ROOT / "training" / "runs.json").read_text()) if "(shipped" in run["name"]]
+    assert (greedy_bleu, beam_bleu, beam_chrf) == tuple(
+        shipped[-1][key] for key in ("bleu_greedy", "bleu_beam4", "chrf_beam4")
+    )
+    assert f"sacreBLEU {greedy_bleu:.1f} greedy, {beam_bleu:.1f} with beam 4" in " ".join(README.split())
+    int8 = (ROOT / "saved_models" / "fr-en-small-int8" / "README.md").read_text()
+    for decoding, float_bleu in (("greedy", greedy_bleu), ("beam 4", beam_bleu)):
+        int8_bleu, _, same_float, _ = re.search(rf"^\| {decoding} \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$",
+                                                int8, re.M).groups()
+        assert float(same_float) == float_bleu and abs(float(int8_bleu) - float_bleu) <= 0.3
+    for picture in re.findall(r"!\[[^]]*\]\(([^)]+)\)", card):
+        assert (ROOT / "saved_models" / "fr-en-small" / picture).is_file(), picture

@@ -7,7 +7,8 @@ Every checkpoint (a name under the run's checkpoints/, a `.weights.h5` file, or 
 for a SavedModel given as the run) is decoded with each setting through the `Translator`
 (as an export decodes), on the whole dev file in batches of 64, and scored as
 `keras-seq2seq evaluate` scores (cased detokenized sacreBLEU and chrF). Prints a Markdown
-table and writes it as JSON with `--output`.
+table and writes it as JSON with `--output`; `--plot PNG` draws dev BLEU by checkpoint, one
+line per decoding setting (`training/ship_model.py --sweep` puts it in a model card).
 """
 
 import argparse
@@ -34,6 +35,32 @@ def score(model, tokenizers, sources, references, beam, length_penalty):
     return round(bleu, 2), round(chrf, 2)
 
 
+def plot_sweep(rows, png_path, title="dev BLEU by checkpoint"):
+    """PNG of sacreBLEU by checkpoint (x: the checkpoints in the order scored), one line per
+    decoding setting, from `rows` as `--output` writes them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    checkpoints = list(dict.fromkeys(row["checkpoint"] for row in rows))
+    settings = list(dict.fromkeys((row["beam"], row["length_penalty"]) for row in rows))
+    figure, axis = plt.subplots(figsize=(max(5, 1.1 * len(checkpoints)), 4))
+    for beam, penalty in settings:
+        points = [(checkpoints.index(row["checkpoint"]), row["bleu"]) for row in rows
+                  if (row["beam"], row["length_penalty"]) == (beam, penalty)]
+        label = "greedy" if beam == 1 else f"beam {beam}, length penalty {penalty}"
+        axis.plot(*zip(*points), marker="o", label=label)
+    axis.set_xticks(range(len(checkpoints)), checkpoints, rotation=30, ha="right")
+    axis.set_ylabel("sacreBLEU")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=100)
+    plt.close(figure)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a training run directory, or a SavedModel exported by keras-seq2seq")
@@ -43,6 +70,7 @@ def main():
     parser.add_argument("--length-penalties", nargs="+", type=float, default=[0.6])
     parser.add_argument("--limit", type=int, default=0, help="first N pairs only")
     parser.add_argument("--output", help="write the rows as JSON here")
+    parser.add_argument("--plot", help="draw dev BLEU by checkpoint here (PNG)")
     args = parser.parse_args()
 
     pairs, report = read_tatoeba(args.dev)
@@ -61,6 +89,8 @@ def main():
                 print(f"| {checkpoint} | {beam} | {penalty if beam > 1 else '-'} | {bleu} | {chrf} |", flush=True)
     if args.output:
         Path(args.output).write_text(json.dumps(rows, indent=2))
+    if args.plot:
+        plot_sweep(rows, args.plot)
 
 
 if __name__ == "__main__":

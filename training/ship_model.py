@@ -98,6 +98,10 @@ def main():
                              "the next leg starts (training.initial_step); repeat for each earlier leg")
     parser.add_argument("--length-penalty", type=float, default=0.6, help="export --length-penalty (beam search)")
     parser.add_argument("--note", default="", help="a paragraph for the card's 'How it was made'")
+    parser.add_argument("--sweep", help="training/decode_sweep.py's JSON (--output) for this run's checkpoints: "
+                                        "drawn in the card as dev BLEU by checkpoint (checkpoints.png)")
+    parser.add_argument("--earlier-hours", type=float, default=0.0,
+                        help="training hours of the legs before this run (--leg), for the card's total")
     parser.add_argument("--record", nargs=3, metavar=("NAME", "CONFIGURATION", "HOURS"),
                         help="add this run, with the scores measured here, to --runs (the card's table)")
     args = parser.parse_args()
@@ -125,6 +129,14 @@ def main():
 
     plot_curves(run_dir / "logs" / "training.csv", output / "curves.png")
     plot_cross_attention(*load_run(output), SAMPLES[9], output / "attention.png")
+    sweep_figure = ""
+    if args.sweep:
+        from decode_sweep import plot_sweep  # training/, this script's folder
+
+        plot_sweep(json.loads(Path(args.sweep).read_text()), output / "checkpoints.png",
+                   f"dev BLEU ({Path(args.dev).name}, whole) by checkpoint of the last leg")
+        sweep_figure = ("\n![Dev BLEU of each checkpoint of the last leg, and of the shipped mean]"
+                        "(checkpoints.png)\n")
     runs = json.loads(Path(args.runs).read_text()) if Path(args.runs).is_file() else []
     if args.record:
         name, configuration, hours = args.record
@@ -143,6 +155,15 @@ def main():
     seconds = training_seconds(args.log)
     model_keys = ("num_layers", "d_model", "num_heads", "ff_dim", "dropout", "max_length",
                   "source_vocab_size", "target_vocab_size", "tie_embeddings", "normalize_first")
+    steps_per_epoch = config["training"].get("steps_per_epoch") or 0
+    epochs_logged = f"{sum(1 for _ in history) - 1} epochs"
+    epochs_logged += f" of {steps_per_epoch} steps" if steps_per_epoch else ""
+    epochs_logged += " logged" + (" in the last leg" if args.leg else "")
+    hours = f"{seconds / 3600:.2f} h" if seconds else "see the log"
+    if seconds and args.leg:
+        hours += " for the last leg"
+        if args.earlier_hours:
+            hours += f", {seconds / 3600 + args.earlier_hours:.2f} h with the legs before it"
     if args.average:
         selected = f"the mean of the last {args.average} epoch checkpoints"
     else:
@@ -166,6 +187,20 @@ def main():
                         f"        training.init_from={previous[0]} training.initial_step={previous[1]} "
                         f"> runs/{name}.log")
         train = "\n    ".join(commands)
+    if args.sweep:  # the sweep the card draws, made before shipping (of the mean, when one ships)
+        rows = json.loads(Path(args.sweep).read_text())
+        names = " ".join(dict.fromkeys(row["checkpoint"] for row in rows))
+        beams = " ".join(str(beam) for beam in dict.fromkeys(row["beam"] for row in rows))
+        penalties = " ".join(str(row["length_penalty"]) for row in rows if row["beam"] > 1)
+        penalties = " ".join(dict.fromkeys(penalties.split())) or str(args.length_penalty)
+        if args.average:
+            train += f"\n    .venv/bin/keras-seq2seq average runs/{name} --last {args.average}"
+        train += (f"\n    .venv/bin/python training/decode_sweep.py runs/{name} --dev DEV.txt \\\n"
+                  f"        --checkpoints {names} --beams {beams} --length-penalties {penalties} "
+                  f"--output runs/{name}/sweep.json")
+        selection += f" --sweep runs/{name}/sweep.json"
+    if args.earlier_hours:
+        selection += f" --earlier-hours {args.earlier_hours}"
     int8_rows = ""
     if int8_scores:
         int8_rows = (f"| int8 export (`{Path(args.int8).name}`, {size_mb(args.int8):.1f} MB), greedy | "
@@ -214,7 +249,7 @@ From a clean checkout (`python3 dev.py test` sets up `.venv`; DEV.txt is the cor
 A stopped training resumes from its backup when its command is started again. {args.note}
 
 ![Training curves: loss, accuracy and dev BLEU by epoch](curves.png)
-
+{sweep_figure}
 ![Cross-attention of the last decoder block](attention.png)
 
 ## Runs
@@ -244,12 +279,12 @@ source gives an empty translation.
 ## Model
 
 {', '.join(f'{key} {model_config[key]}' for key in model_keys if key in model_config)};
-{sum(1 for _ in history) - 1} epochs logged; shipped: {selected}. SavedModel size {size_mb(output):.1f} MB.
+{epochs_logged}; shipped: {selected}. SavedModel size {size_mb(output):.1f} MB.
 
 ## Training
 
-- Machine: {cpu_name()}, {os.cpu_count()} cores, no GPU; TensorFlow 2.21, Keras 3.
-- Training time: {f'{seconds / 3600:.2f} h' if seconds else 'see the log'} (sum of epoch times).
+- Machine{" (last leg)" if args.leg else ""}: {cpu_name()}, {os.cpu_count()} cores, no GPU; TensorFlow 2.21, Keras 3.
+- Training time: {hours} (sums of epoch times).
 - Configuration (`config.json` in `assets.extra/`):
 
 ```json
