@@ -188,10 +188,10 @@ def main():
                         f"> runs/{name}.log")
         train = "\n    ".join(commands)
     if args.sweep:  # the sweep the card draws, made before shipping (of the mean, when one ships)
-        rows = json.loads(Path(args.sweep).read_text())
-        names = " ".join(dict.fromkeys(row["checkpoint"] for row in rows))
-        beams = " ".join(str(beam) for beam in dict.fromkeys(row["beam"] for row in rows))
-        penalties = " ".join(str(row["length_penalty"]) for row in rows if row["beam"] > 1)
+        sweep = json.loads(Path(args.sweep).read_text())
+        names = " ".join(dict.fromkeys(row["checkpoint"] for row in sweep))
+        beams = " ".join(str(beam) for beam in dict.fromkeys(row["beam"] for row in sweep))
+        penalties = " ".join(str(row["length_penalty"]) for row in sweep if row["beam"] > 1)
         penalties = " ".join(dict.fromkeys(penalties.split())) or str(args.length_penalty)
         if args.average:
             train += f"\n    .venv/bin/keras-seq2seq average runs/{name} --last {args.average}"
