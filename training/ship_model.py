@@ -130,10 +130,11 @@ def main():
     plot_curves(run_dir / "logs" / "training.csv", output / "curves.png")
     plot_cross_attention(*load_run(output), SAMPLES[9], output / "attention.png")
     sweep_figure = ""
-    if args.sweep:
+    sweep = json.loads(Path(args.sweep).read_text()) if args.sweep else None
+    if sweep:
         from decode_sweep import plot_sweep  # training/, this script's folder
 
-        plot_sweep(json.loads(Path(args.sweep).read_text()), output / "checkpoints.png",
+        plot_sweep(sweep, output / "checkpoints.png",
                    f"dev BLEU ({Path(args.dev).name}, whole) by checkpoint of the last leg")
         sweep_figure = ("\n![Dev BLEU of each checkpoint of the last leg, and of the shipped mean]"
                         "(checkpoints.png)\n")
@@ -187,12 +188,11 @@ def main():
                         f"        training.init_from={previous[0]} training.initial_step={previous[1]} "
                         f"> runs/{name}.log")
         train = "\n    ".join(commands)
-    if args.sweep:  # the sweep the card draws, made before shipping (of the mean, when one ships)
-        sweep = json.loads(Path(args.sweep).read_text())
+    if sweep:  # the sweep the card draws, made before shipping (of the mean, when one ships)
         names = " ".join(dict.fromkeys(row["checkpoint"] for row in sweep))
         beams = " ".join(str(beam) for beam in dict.fromkeys(row["beam"] for row in sweep))
-        penalties = " ".join(str(row["length_penalty"]) for row in sweep if row["beam"] > 1)
-        penalties = " ".join(dict.fromkeys(penalties.split())) or str(args.length_penalty)
+        penalties = " ".join(dict.fromkeys(str(row["length_penalty"]) for row in sweep if row["beam"] > 1))
+        penalties = penalties or str(args.length_penalty)
         if args.average:
             train += f"\n    .venv/bin/keras-seq2seq average runs/{name} --last {args.average}"
         train += (f"\n    .venv/bin/python training/decode_sweep.py runs/{name} --dev DEV.txt \\\n"
