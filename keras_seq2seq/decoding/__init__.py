@@ -16,7 +16,7 @@ sentence has produced `[END]` or reached its length limit. The loops are TensorF
 """
 
 from keras_seq2seq.decoding.beam import BeamState, beam_search, blocked_top_k, top_log_probabilities
-from keras_seq2seq.decoding.cache import while_in_cache_blocks
+from keras_seq2seq.decoding.cache import LoopPart, SearchPart, while_in_cache_blocks
 from keras_seq2seq.decoding.greedy import GreedyState, greedy_decode, sample_decode
 from keras_seq2seq.decoding.length import (
     LENGTH_BUCKET,
@@ -35,6 +35,8 @@ __all__ = [
     "Encoded",
     "SharedStep",
     "GreedyState",
+    "LoopPart",
+    "SearchPart",
     "as_decoding_step",
     "beam_search",
     "blocked_top_k",

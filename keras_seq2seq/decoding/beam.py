@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_seq2seq.data.tokenizers import END_ID, PAD_ID, START_ID
-from keras_seq2seq.decoding.cache import while_in_cache_blocks
+from keras_seq2seq.decoding.cache import run_search_loop
 from keras_seq2seq.decoding.length import cache_block_sizes, decoding_limits
 from keras_seq2seq.decoding.length import length_penalty as gnmt_length_penalty
 from keras_seq2seq.decoding.step import as_decoding_step
@@ -103,6 +103,7 @@ def beam_search(
     suppress_end=False,
     static_shapes=False,
     encoded=None,
+    part=None,
 ):
     """Beam search over the cached decoder step; returns every beam, best first.
 
@@ -123,6 +124,8 @@ def beam_search(
             exact length this way).
         static_shapes: output length `max_output_length` whatever the limits (for XLA).
         encoded: the step's `encode(source_ids)`, if already computed.
+        part: a `decoding.cache.LoopPart`: run that cache block of the loop only, and
+            return a `SearchPart` whose outputs are the tuple below.
 
     Returns:
         `(token_ids, scores)`: int32 [batch, beam_size, output_length] (ending with
@@ -162,14 +165,6 @@ def beam_search(
         log_probabilities, ids = only(PAD_ID, tf.zeros_like(log_sum_exp), finished[:, None])
         return log_probabilities, ids
 
-    # The first step runs on one row per sentence: every beam starts from the same
-    # [START], so the beam_size best first tokens are the top of that one row (on one
-    # sentence, a step of one row costs half a step of four).
-    step = tf.constant(0)
-    first_cache = step_fn.init_cache(batch_size, cache_block_sizes(cap)[0])
-    logits, first_cache = step_fn(tf.fill([batch_size], START_ID), step, first_cache, encoded)
-    scores, next_token = candidates_of(logits, step, sentence_limits, tf.zeros([batch_size], tf.bool))
-    next_token = tf.reshape(next_token, [-1])
     # From here on the beams share their sentence's self-attention cache: beam i writes
     # its keys and values in slot i, and `slots` tells which slot holds each position
     # of each hypothesis (see `MaskedMHA`'s `cache_slots`). When the beams are
@@ -201,19 +196,31 @@ def beam_search(
     def condition(state):
         return tf.logical_and(state.step < steps, tf.logical_not(tf.reduce_all(state.finished)))
 
-    initial = BeamState(
-        step=step + 1,
-        last_token=next_token,
-        tokens=tf.one_hot(step, cap, dtype=tf.int32)[None, :] * next_token[:, None],
-        scores=scores,
-        finished=tf.equal(next_token, END_ID),
-        cache=step_fn.share_cache(first_cache, beam_size),
-        slots=tf.zeros([batch_size * beam_size, cache_block_sizes(cap)[0]], tf.int32),
-    )
-    final = while_in_cache_blocks(condition, body, initial, beam_growth(beam_size), cap)
-    tokens = final.tokens if static_shapes else final.tokens[:, :steps]
-    tokens = tf.reshape(tokens, [batch_size, beam_size, tf.shape(tokens)[1]])
-    lengths = tf.reduce_sum(tf.cast(tf.not_equal(tokens, PAD_ID), tf.int32), axis=-1)
-    normalised = final.scores / gnmt_length_penalty(lengths, length_penalty)
-    order = tf.argsort(normalised, axis=-1, direction="DESCENDING")
-    return tf.gather(tokens, order, batch_dims=1), tf.gather(normalised, order, batch_dims=1)
+    def initial():
+        # The first step runs on one row per sentence: every beam starts from the same
+        # [START], so the beam_size best first tokens are the top of that one row (on one
+        # sentence, a step of one row costs half a step of four).
+        step = tf.constant(0)
+        first_cache = step_fn.init_cache(batch_size, cache_block_sizes(cap)[0])
+        logits, first_cache = step_fn(tf.fill([batch_size], START_ID), step, first_cache, encoded)
+        scores, next_token = candidates_of(logits, step, sentence_limits, tf.zeros([batch_size], tf.bool))
+        next_token = tf.reshape(next_token, [-1])
+        return BeamState(
+            step=step + 1,
+            last_token=next_token,
+            tokens=tf.one_hot(step, cap, dtype=tf.int32)[None, :] * next_token[:, None],
+            scores=scores,
+            finished=tf.equal(next_token, END_ID),
+            cache=step_fn.share_cache(first_cache, beam_size),
+            slots=tf.zeros([batch_size * beam_size, cache_block_sizes(cap)[0]], tf.int32),
+        )
+
+    def finish(final):
+        tokens = final.tokens if static_shapes else final.tokens[:, :steps]
+        tokens = tf.reshape(tokens, [batch_size, beam_size, tf.shape(tokens)[1]])
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(tokens, PAD_ID), tf.int32), axis=-1)
+        normalised = final.scores / gnmt_length_penalty(lengths, length_penalty)
+        order = tf.argsort(normalised, axis=-1, direction="DESCENDING")
+        return tf.gather(tokens, order, batch_dims=1), tf.gather(normalised, order, batch_dims=1)
+
+    return run_search_loop(condition, body, initial, beam_growth(beam_size), cap, finish, part)

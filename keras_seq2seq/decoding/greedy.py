@@ -5,7 +5,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from keras_seq2seq.data.tokenizers import END_ID, PAD_ID, START_ID
-from keras_seq2seq.decoding.cache import while_in_cache_blocks
+from keras_seq2seq.decoding.cache import run_search_loop
 from keras_seq2seq.decoding.length import cache_block_sizes, decoding_limits
 from keras_seq2seq.decoding.step import as_decoding_step
 
@@ -24,7 +24,9 @@ class GreedyState(NamedTuple):
 GREEDY_GROWTH = {"cache": (-2, 1)}
 
 
-def greedy_decode(model, source_ids, max_output_length=None, suppress_end=False, static_shapes=False, encoded=None):
+def greedy_decode(
+    model, source_ids, max_output_length=None, suppress_end=False, static_shapes=False, encoded=None, part=None
+):
     """Greedy translation ids of a batch of source ids.
 
     Args:
@@ -36,13 +38,15 @@ def greedy_decode(model, source_ids, max_output_length=None, suppress_end=False,
         suppress_end: never emit `[END]` (benchmarks force an exact length this way).
         static_shapes: output length `max_output_length` whatever the limits (for XLA).
         encoded: the step's `encode(source_ids)`, if already computed.
+        part: a `decoding.cache.LoopPart`: run that cache block of the loop only, and
+            return a `SearchPart` whose outputs are the tuple below.
 
     Returns:
         `(token_ids, scores)`: int32 [batch, output_length] without `[START]`, ending
         with `[END]` then padding; and the float32 sum of log-probabilities per sentence.
     """
     choose = lambda log_probabilities, step: tf.argmax(log_probabilities, axis=-1, output_type=tf.int32)
-    return _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes, encoded)
+    return _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes, encoded, part)
 
 
 def sample_decode(
@@ -55,6 +59,7 @@ def sample_decode(
     max_output_length=None,
     static_shapes=False,
     encoded=None,
+    part=None,
 ):
     """Sampled translations: like `greedy_decode`, drawing each token instead of taking the best.
 
@@ -96,10 +101,10 @@ def sample_decode(
         draws = tf.random.stateless_categorical(logits, 1, seed=tf.stack([seed, step]), dtype=tf.int32)
         return draws[:, 0]
 
-    return _decode(model, source_ids, choose, max_output_length, False, static_shapes, encoded)
+    return _decode(model, source_ids, choose, max_output_length, False, static_shapes, encoded, part)
 
 
-def _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes, encoded):
+def _decode(model, source_ids, choose, max_output_length, suppress_end, static_shapes, encoded, part):
     """The cached decoding loop of `greedy_decode` and `sample_decode`; `choose` picks each token.
 
     With `static_shapes`, the output is [batch, max_output_length] whatever the
@@ -136,13 +141,17 @@ def _decode(model, source_ids, choose, max_output_length, suppress_end, static_s
     def condition(state):
         return tf.logical_and(state.step < steps, tf.logical_not(tf.reduce_all(state.finished)))
 
-    initial = GreedyState(
-        step=tf.constant(0),
-        token=tf.fill([batch_size], START_ID),
-        finished=tf.zeros([batch_size], tf.bool),
-        scores=tf.zeros([batch_size], tf.float32),
-        cache=step_fn.init_cache(batch_size, cache_block_sizes(cap)[0]),
-        output=tf.zeros([batch_size, cap], tf.int32),
-    )
-    final = while_in_cache_blocks(condition, body, initial, GREEDY_GROWTH, cap)
-    return (final.output if static_shapes else final.output[:, :steps]), final.scores
+    def initial():
+        return GreedyState(
+            step=tf.constant(0),
+            token=tf.fill([batch_size], START_ID),
+            finished=tf.zeros([batch_size], tf.bool),
+            scores=tf.zeros([batch_size], tf.float32),
+            cache=step_fn.init_cache(batch_size, cache_block_sizes(cap)[0]),
+            output=tf.zeros([batch_size, cap], tf.int32),
+        )
+
+    def finish(final):
+        return (final.output if static_shapes else final.output[:, :steps]), final.scores
+
+    return run_search_loop(condition, body, initial, GREEDY_GROWTH, cap, finish, part)

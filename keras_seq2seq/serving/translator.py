@@ -8,6 +8,8 @@ every signature (the beam search's n-best too).
 
 import contextlib
 import functools
+from collections.abc import Callable
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -16,9 +18,11 @@ from keras_seq2seq.data.tokenizers import PAD_ID
 from keras_seq2seq.decoding import (
     DecodingStep,
     Encoded,
+    LoopPart,
     SharedStep,
     beam_search,
     bucketed_length,
+    cache_block_sizes,
     greedy_decode,
     sample_decode,
 )
@@ -27,7 +31,7 @@ from keras_seq2seq.serving.prepared import PreparedWeights
 from keras_seq2seq.serving.quantization import DequantizedWeights, float_twin, is_quantized, quantize_model
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-ONE_CALL_ROWS = 16
+PADDED_ENCODER_ROWS = 16
 _IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
 _MASK = tf.TensorSpec([None, None], tf.bool, name="source_mask")
 _POSITIONS = tf.TensorSpec([None, 2], tf.int32, name="token_positions")
@@ -56,6 +60,32 @@ def _where_rows(rows, fill, values):
     return tf.where(rows, fill(values), values)
 
 
+class _PartedSearch(NamedTuple):
+    """A search run in parts (`Translator._parts`).
+
+    first: (ids, keys and values, source mask, *extra) -> the first `SearchPart`.
+    rest: (a first `SearchPart`, (ids, keys and values, source mask, *extra)) -> the search's outputs.
+    """
+
+    first: Callable
+    rest: Callable
+
+
+def _traced_once(function, jit_compile):
+    """`function` as a `tf.function` traced once, at its first call, with every dimension of
+    every argument unknown (the arguments: tensors, in any nest)."""
+    compiled = []
+
+    def call(*arguments):
+        if not compiled:
+            relaxed = lambda tensor: tf.TensorSpec([None] * tensor.shape.rank, tensor.dtype)
+            signature = tf.nest.map_structure(relaxed, list(arguments))
+            compiled.append(tf.function(function, input_signature=signature, jit_compile=jit_compile))
+        return compiled[0](*arguments)
+
+    return call
+
+
 @contextlib.contextmanager
 def run_eagerly():
     """Within: a `Translator`'s calls run op by op, nothing traced or compiled.
@@ -82,11 +112,12 @@ class Translator(tf.Module):
     ordinary TensorFlow ops. The first batch of each new bucket pays a compilation (a
     few seconds); later ones reuse it.
 
-    A batch of at most 16 sentences is encoded and decoded in one compiled call
-    (a call's fixed cost matters most for small batches). A larger batch is encoded first, on
-    its real tokens only (`decoding.xla_cpu.encode_tokens`: all layers but attention skip
-    the padding, half of the positions of 64 Tatoeba sentences; their count is
-    rounded up by `bucketed_token_count` so XLA sees few shapes), then decoded.
+    A batch of at most 16 sentences is encoded as padded; a larger one on its real tokens
+    only (`decoding.xla_cpu.encode_tokens`: all layers but attention skip the padding,
+    half of the positions of 64 Tatoeba sentences; their count is rounded up by
+    `bucketed_token_count` so XLA sees few shapes). The searches then run in parts, one
+    compiled function per cache block, each only when the one before leaves steps to run
+    (`_parts`).
 
     With XLA, decoding steps run through `decoding.xla_cpu.XlaCpuStep`, which reads
     copies of the decoder's matrices (`StepWeights`) made from the weights when the
@@ -153,31 +184,11 @@ class Translator(tf.Module):
             self._on_weights(function) if on_weights else function, input_signature=signature,
             jit_compile=jit_compile, reduce_retracing=False,
         )
-        key_values = [
-            tuple(
-                tf.TensorSpec([None, None, None, None], block.cross_attention.compute_dtype, name=f"{part}_{i}")
-                for part in ("keys", "values")
-            )
-            for i, block in enumerate(model.decoder.blocks)
-        ]
-        encoded = [key_values, _MASK]
-        sampling = [
-            tf.TensorSpec([], tf.float32, name="temperature"),
-            tf.TensorSpec([], tf.int32, name="top_k"),
-            tf.TensorSpec([], tf.float32, name="top_p"),
-            tf.TensorSpec([], tf.int32, name="seed"),
-        ]
         self._encode_tokens = compile_(self._encode, [_IDS, _POSITIONS])
         self._encode_ids = compile_(self._encode_padded, [_IDS])
-        # Each search from the encoder's keys and values, and from ids (small batches: one compiled
-        # call, which calls the encoder's function and the search's; XLA compiles them as one
-        # program, and the SavedModel stores each graph once).
-        self._greedy_encoded = compile_(self._greedy, [_IDS, *encoded])
-        self._beam_encoded = compile_(self._beam, [_IDS, *encoded])
-        self._sample_encoded = compile_(self._sample, [_IDS, *encoded, *sampling])
-        self._greedy_ids = compile_(self._from_ids(self._greedy_encoded), [_IDS], on_weights=False)
-        self._beam_ids = compile_(self._from_ids(self._beam_encoded), [_IDS], on_weights=False)
-        self._sample_ids = compile_(self._from_ids(self._sample_encoded), [_IDS, *sampling], on_weights=False)
+        self._greedy_search = self._parts(jit_compile, self._greedy)
+        self._beam_search = self._parts(jit_compile, self._beam)
+        self._sample_search = self._parts(jit_compile, self._sample)
 
     def _prepare(self, step_copies):
         """`{"dequantized": [...], "copies": ...}`: the float value of each of the model's variables
@@ -227,32 +238,67 @@ class Translator(tf.Module):
         encoded = self._step.encode(source_ids)
         return encoded.cross_key_values, encoded.source_mask
 
-    def _from_ids(self, search_encoded):
-        """The search `search_encoded` (a compiled function of ids, keys and values, mask, ...) of ids."""
+    def _parts(self, jit_compile, search):
+        """`search` (a function of ids, keys and values, mask, *extra, part) as a `_PartedSearch`.
 
-        def from_ids(source_ids, *args):
-            key_values, source_mask = self._encode_ids(source_ids)
-            return search_encoded(source_ids, key_values, source_mask, *args)
+        Its loop runs as a chain of functions, one per cache block (`decoding.cache.LoopPart`):
+        the first always runs, each later one only while the loop goes on (a `tf.while_loop`
+        of the calling graph). With XLA, each function is a
+        program: XLA gives a program working memory for its largest cache, whether a call
+        reaches it or not (as one program, a beam search of 64 short sentences held the
+        caches of 127 positions: 201 MB); split, a call runs, and first compiles, only the
+        blocks its translations reach. Each function is traced once, its shapes left open
+        (XLA compiles it per shape, the block index a compile-time constant), and called
+        from one place only: loading a SavedModel copies a function's callees into each
+        caller's graph (benchmarks/README.md).
+        """
+        name = search.__name__.strip("_")
 
-        from_ids.__name__ = search_encoded.__name__ + "_from_ids"  # its name in a graph
-        return from_ids
+        def first(source_ids, key_values, source_mask, *args):
+            return search(source_ids, key_values, source_mask, *args, part=LoopPart(0))
 
-    def _greedy(self, source_ids, key_values, source_mask):
+        def later(block, state, *arguments):
+            return search(*arguments, part=LoopPart(block, state))
+
+        first.__name__, later.__name__ = f"{name}_first_part", f"{name}_later_part"
+        first_part = _traced_once(self._on_weights(first), jit_compile)
+        later_part = _traced_once(self._on_weights(later), jit_compile)
+        blocks = len(cache_block_sizes(self.max_output_length))
+
+        def rest(part, arguments):
+            if blocks == 1:
+                return part.outputs
+
+            def body(block, state, outputs, running):
+                part = later_part(block, state, *arguments)
+                return block + 1, part.state, part.outputs, part.running
+
+            loop = (tf.constant(1), part.state, part.outputs, part.running)
+            relaxed = lambda tensor: tf.TensorShape([None] * tensor.shape.rank)
+            _, _, outputs, _ = tf.while_loop(
+                lambda block, state, outputs, running: running & (block < blocks), body, loop,
+                shape_invariants=tf.nest.map_structure(relaxed, loop),
+            )
+            return outputs
+
+        return _PartedSearch(first_part, rest)
+
+    def _greedy(self, source_ids, key_values, source_mask, part=None):
         return greedy_decode(
             self._step, source_ids, self.max_output_length, self.suppress_end, static_shapes=True,
-            encoded=Encoded(key_values, source_mask),
+            encoded=Encoded(key_values, source_mask), part=part,
         )
 
-    def _beam(self, source_ids, key_values, source_mask):
+    def _beam(self, source_ids, key_values, source_mask, part=None):
         return beam_search(
             self._step, source_ids, self.beam_size, self.length_penalty, self.max_output_length,
-            suppress_end=self.suppress_end, static_shapes=True, encoded=Encoded(key_values, source_mask),
+            suppress_end=self.suppress_end, static_shapes=True, encoded=Encoded(key_values, source_mask), part=part,
         )
 
-    def _sample(self, source_ids, key_values, source_mask, temperature, top_k, top_p, seed):
+    def _sample(self, source_ids, key_values, source_mask, temperature, top_k, top_p, seed, part=None):
         return sample_decode(
             self._step, source_ids, temperature, top_k, top_p, seed, self.max_output_length,
-            static_shapes=True, encoded=Encoded(key_values, source_mask),
+            static_shapes=True, encoded=Encoded(key_values, source_mask), part=part,
         )
 
     def source_ids(self, text):
@@ -274,12 +320,11 @@ class Translator(tf.Module):
         text = tf.convert_to_tensor(self.target_tokenizer.detokenize(token_ids), tf.string)
         return tf.strings.strip(text)
 
-    def _run(self, from_ids, from_encoded, text, *args):
-        """The real rows' outputs, in input order, of a search on the bucketed ids of `text`.
+    def _run(self, search, text, *args):
+        """The real rows' outputs, in input order, of a `_PartedSearch` on the bucketed ids of `text`.
 
-        Up to `ONE_CALL_ROWS` rows: `from_ids` (encoder and search in one call). More:
-        the encoder (on the real tokens only, with XLA: `encode_tokens_for_decoding`), then
-        `from_encoded`.
+        The encoder (of more than `PADDED_ENCODER_ROWS` rows: on their real tokens only,
+        with XLA: `encode_tokens_for_decoding`), then the search's parts.
         """
         source_ids = self.source_ids(text)
         bucketed = _bucketed_batch(source_ids)
@@ -289,11 +334,13 @@ class Translator(tf.Module):
 
         def from_tokens():
             key_values = self._encode_tokens(bucketed, token_positions(bucketed, bucketed=True))
-            return list(from_encoded(bucketed, key_values, tf.not_equal(bucketed, PAD_ID), *args))
+            return key_values, tf.not_equal(bucketed, PAD_ID)
 
-        outputs = tf.cond(
-            tf.shape(bucketed)[0] <= ONE_CALL_ROWS, lambda: list(from_ids(bucketed, *args)), from_tokens
+        key_values, source_mask = tf.cond(
+            tf.shape(bucketed)[0] <= PADDED_ENCODER_ROWS, lambda: self._encode_ids(bucketed), from_tokens
         )
+        arguments = (bucketed, key_values, source_mask, *args)
+        outputs = search.rest(search.first(*arguments), arguments)
         # A source with no token (empty or blank once normalised) translates to nothing, with score 0.
         empty = tf.reduce_all(tf.equal(source_ids, PAD_ID), axis=1)
         return [_where_rows(empty, tf.zeros_like, output[: tf.shape(source_ids)[0]]) for output in outputs]
@@ -301,14 +348,14 @@ class Translator(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):
         """`{"translation": string [batch], "score": float32 [batch]}`, greedy."""
-        token_ids, scores = self._run(self._greedy_ids, self._greedy_encoded, text)
+        token_ids, scores = self._run(self._greedy_search, text)
         return {"translation": self.detokenize(token_ids), "score": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate_beam(self, text):
         """Beam search: the best `translation` [batch], and every beam as `n_best`
         [batch, beam_size] with length-normalised `scores`, best first."""
-        token_ids, scores = self._run(self._beam_ids, self._beam_encoded, text)
+        token_ids, scores = self._run(self._beam_search, text)
         shape = tf.shape(token_ids)
         flat = self.detokenize(tf.reshape(token_ids, [-1, shape[2]]))
         n_best = tf.reshape(flat, shape[:2])
@@ -325,7 +372,7 @@ class Translator(tf.Module):
     )
     def translate_sample(self, text, temperature, top_k, top_p, seed):
         """Sampled translations (temperature, top-k, nucleus top-p; the same seed gives the same output)."""
-        token_ids, scores = self._run(self._sample_ids, self._sample_encoded, text, temperature, top_k, top_p, seed)
+        token_ids, scores = self._run(self._sample_search, text, temperature, top_k, top_p, seed)
         return {"translation": self.detokenize(token_ids), "score": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])

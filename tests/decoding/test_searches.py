@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from keras_seq2seq import Translator, load_run
 from keras_seq2seq.data.tokenizers import END_ID, START_ID
-from keras_seq2seq.decoding import beam_search, cache_block_sizes, greedy_decode
+from keras_seq2seq.decoding import LoopPart, beam_search, cache_block_sizes, greedy_decode, sample_decode
 from keras_seq2seq.models import Seq2SeqTransformer
 from keras_seq2seq.serving.translator import _bucketed_batch
 from tests.decoding.reference import reference_beam_search, uncached_greedy_decode
@@ -163,6 +163,36 @@ def test_forced_long_output_crosses_cache_blocks_like_teacher_forcing(trained):
     logits = model((source, target_in)).numpy()
     logits[..., END_ID] = -np.inf
     np.testing.assert_array_equal(logits.argmax(-1), token_ids.numpy())
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam", "sample"])
+def test_a_search_run_block_by_block_equals_the_whole_search(trained, search):
+    """Each `LoopPart` runs one cache block, from the state the part before returned; the chain
+    gives the whole search's outputs, and says the loop goes on exactly while it has steps left."""
+    model, source_tokenizer, _ = trained
+    source = _source_batch(source_tokenizer, ["Je suis étudiant.", "Va !"])
+    run = {
+        "greedy": lambda **kw: greedy_decode(model, source, max_output_length=40, **kw),
+        "beam": lambda **kw: beam_search(model, source, beam_size=3, max_output_length=40, **kw),
+        "sample": lambda **kw: sample_decode(model, source, temperature=2.0, seed=7, max_output_length=40, **kw),
+    }[search]
+    for options in ({"suppress_end": True}, {}) if search != "sample" else ({},):
+        whole = run(static_shapes=True, **options)
+        sizes, block, state, parts = cache_block_sizes(40), 0, None, []
+        while True:
+            part = run(static_shapes=True, part=LoopPart(block, state), **options)
+            parts.append(bool(part.running))
+            cache_keys = part.state.cache[0][0]
+            assert cache_keys.shape[-2] == sizes[block] * (3 if search == "beam" else 1)
+            if not part.running or block == len(sizes) - 1:
+                break
+            block, state = block + 1, part.state
+        for got, expected in zip(part.outputs, whole):
+            np.testing.assert_array_equal(got.numpy(), expected.numpy())
+        if options:  # 40 tokens forced: blocks of 16, 32 and 48 positions, the last one ending the loop
+            assert parts == [True, True, False]
+        else:  # the memorised pairs end within the first block
+            assert parts == [False]
 
 
 def test_cache_block_sizes_double_up_to_the_output_length():
