@@ -174,26 +174,35 @@ def test_an_export_loads_back_into_an_identical_keras_model(exported, tmp_path, 
 
 
 def test_each_decoding_loop_is_stored_once(exported):
-    """The encoders (of the real tokens, of the padded batch) and greedy, beam and sampling from the
-    encoder's keys and values: five XLA-compiled functions, not a second trace of any. Each search
-    from ids (batches of up to 16, one compiled call) only calls the padded encoder's function and
-    the search's: with a copy of both in each, the SavedModel had half as many nodes again (14,447
-    against 9,844 for `small`), and loading took 0.1 GiB and a second more."""
+    """The encoders (of the real tokens, of the padded batch) and each search's two parts (its
+    first cache block; every later block): eight XLA-compiled functions, not a second trace of
+    any, each holding one loop at most and called from one function only. Loading a SavedModel
+    copies every function a function calls into that function's graph: the decoder step, called
+    by every loop, is copied once per caller above it. With a copy of the encoder and the search
+    in each search from ids (14,447 nodes against 9,844 for `small`) loading took 0.1 GiB and a
+    second more; with the parts called from both the one-call and the packed-encoder branches,
+    and the later blocks from a `tf.cond` each, 0.07 GiB more (benchmarks/README.md)."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     _, path = exported
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
     functions = saved_model.meta_graphs[0].graph_def.library.function
-    compiled = {f.signature.name.removeprefix("__inference_").rsplit("_", 1)[0]: f for f in functions
-                if f.attr["_XlaMustCompile"].b}
-    searches = ["_beam", "_greedy", "_sample"]
-    assert sorted(compiled) == sorted(["_encode", "_encode_padded", *searches, *(f"{s}_from_ids" for s in searches)])
-    for search in searches:
-        glue = compiled[f"{search}_from_ids"]
-        called = sorted(node.attr["f"].func.name.removeprefix("__inference_").rsplit("_", 1)[0]
-                        for node in glue.node_def if node.op == "StatefulPartitionedCall")
-        assert called == sorted(["_encode_padded", search]) and len(glue.node_def) < 10
+    short = lambda name: name.removeprefix("__inference_").rsplit("_", 1)[0]
+    compiled = sorted(short(f.signature.name) for f in functions if f.attr["_XlaMustCompile"].b)
+    parts = [f"{search}_{part}" for search in ("beam", "greedy", "sample") for part in ("first_part", "later_part")]
+    assert compiled == sorted(["_encode", "_encode_padded", *parts])
+    callers = {}
+    for function in functions:
+        for node in function.node_def:
+            if node.op in ("StatefulPartitionedCall", "PartitionedCall"):
+                callers.setdefault(short(node.attr["f"].func.name), []).append(function.signature.name)
+    for part in parts:
+        assert len(callers[part]) == 1, (part, callers[part])
+        (function,) = [f for f in functions if short(f.signature.name) == part]
+        assert sum(node.op in ("While", "StatelessWhile") for node in function.node_def) == 1
+    steps = sorted(short(f.signature.name) for f in functions if short(f.signature.name).startswith("decoder_step"))
+    assert steps == ["decoder_step", "decoder_step_slotted"]
 
 
 def test_signatures_called_from_8_threads_at_once_give_the_sequential_outputs(exported):

@@ -114,11 +114,11 @@ class SharedStep(DecodingStep):
         `XlaCpuStep`'s own. They reach the step function as arguments: a function called from
         several graphs cannot capture a tensor of one of them. (Dequantized weights:
         `serving.quantization`.)"""
-        self._binding = (variables, values, step_weights)
+        previous, self._binding = self._binding, (variables, values, step_weights)
         try:
             yield
         finally:
-            self._binding = None
+            self._binding = previous
 
     def __call__(self, token_ids, step, cache, encoded, cache_slots=None):
         arguments = [token_ids, step, cache, encoded] + ([] if cache_slots is None else [cache_slots])

@@ -31,7 +31,7 @@ from keras_seq2seq.serving.prepared import PreparedWeights
 from keras_seq2seq.serving.quantization import DequantizedWeights, float_twin, is_quantized, quantize_model
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-PADDED_ENCODER_ROWS = 16
+ONE_CALL_ROWS = 16
 _IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
 _MASK = tf.TensorSpec([None, None], tf.bool, name="source_mask")
 _POSITIONS = tf.TensorSpec([None, 2], tf.int32, name="token_positions")
@@ -63,7 +63,8 @@ def _where_rows(rows, fill, values):
 class _PartedSearch(NamedTuple):
     """A search run in parts (`Translator._parts`).
 
-    first: (ids, keys and values, source mask, *extra) -> the first `SearchPart`.
+    first: (ids, token positions, *extra) -> (the first `SearchPart`, keys and values, source mask),
+        the encoder included.
     rest: (a first `SearchPart`, (ids, keys and values, source mask, *extra)) -> the search's outputs.
     """
 
@@ -112,12 +113,12 @@ class Translator(tf.Module):
     ordinary TensorFlow ops. The first batch of each new bucket pays a compilation (a
     few seconds); later ones reuse it.
 
-    A batch of at most 16 sentences is encoded as padded; a larger one on its real tokens
-    only (`decoding.xla_cpu.encode_tokens`: all layers but attention skip the padding,
-    half of the positions of 64 Tatoeba sentences; their count is rounded up by
-    `bucketed_token_count` so XLA sees few shapes). The searches then run in parts, one
-    compiled function per cache block, each only when the one before leaves steps to run
-    (`_parts`).
+    The searches run in parts, one compiled function per cache block, each only when the
+    one before leaves steps to run (`_parts`). A batch of at most 16 sentences is encoded
+    in the call of the first part (a call's fixed cost matters most for small batches). A
+    larger batch is encoded first, on its real tokens only (`decoding.xla_cpu.encode_tokens`:
+    all layers but attention skip the padding, half of the positions of 64 Tatoeba
+    sentences; their count is rounded up by `bucketed_token_count` so XLA sees few shapes).
 
     With XLA, decoding steps run through `decoding.xla_cpu.XlaCpuStep`, which reads
     copies of the decoder's matrices (`StepWeights`) made from the weights when the
@@ -242,8 +243,8 @@ class Translator(tf.Module):
         """`search` (a function of ids, keys and values, mask, *extra, part) as a `_PartedSearch`.
 
         Its loop runs as a chain of functions, one per cache block (`decoding.cache.LoopPart`):
-        the first always runs, each later one only while the loop goes on (a `tf.while_loop`
-        of the calling graph). With XLA, each function is a
+        the first (with the encoder) always runs, each later one only while the loop goes on
+        (a `tf.while_loop` of the calling graph). With XLA, each function is a
         program: XLA gives a program working memory for its largest cache, whether a call
         reaches it or not (as one program, a beam search of 64 short sentences held the
         caches of 127 positions: 201 MB); split, a call runs, and first compiles, only the
@@ -254,8 +255,14 @@ class Translator(tf.Module):
         """
         name = search.__name__.strip("_")
 
-        def first(source_ids, key_values, source_mask, *args):
-            return search(source_ids, key_values, source_mask, *args, part=LoopPart(0))
+        def first(source_ids, positions, *args):
+            # Under XLA the row count is a compile-time constant: a program holds one encoder.
+            key_values, source_mask = tf.cond(
+                tf.shape(source_ids)[0] <= ONE_CALL_ROWS,
+                lambda: self._encode_ids(source_ids),
+                lambda: (self._encode_tokens(source_ids, positions), tf.not_equal(source_ids, PAD_ID)),
+            )
+            return search(source_ids, key_values, source_mask, *args, part=LoopPart(0)), key_values, source_mask
 
         def later(block, state, *arguments):
             return search(*arguments, part=LoopPart(block, state))
@@ -323,8 +330,9 @@ class Translator(tf.Module):
     def _run(self, search, text, *args):
         """The real rows' outputs, in input order, of a `_PartedSearch` on the bucketed ids of `text`.
 
-        The encoder (of more than `PADDED_ENCODER_ROWS` rows: on their real tokens only,
-        with XLA: `encode_tokens_for_decoding`), then the search's parts.
+        The encoder and the search's first part in one call (the encoder of more than
+        `ONE_CALL_ROWS` rows on their real tokens only, with XLA: `encode_tokens_for_decoding`),
+        then the later parts.
         """
         source_ids = self.source_ids(text)
         bucketed = _bucketed_batch(source_ids)
@@ -332,15 +340,13 @@ class Translator(tf.Module):
             with tf.control_dependencies([self.prepared.prepare()]):
                 bucketed = tf.identity(bucketed)
 
-        def from_tokens():
-            key_values = self._encode_tokens(bucketed, token_positions(bucketed, bucketed=True))
-            return key_values, tf.not_equal(bucketed, PAD_ID)
-
-        key_values, source_mask = tf.cond(
-            tf.shape(bucketed)[0] <= PADDED_ENCODER_ROWS, lambda: self._encode_ids(bucketed), from_tokens
+        positions = tf.cond(  # (none for the padded encoder: one shape, one program)
+            tf.shape(bucketed)[0] <= ONE_CALL_ROWS,
+            lambda: tf.zeros([0, 2], tf.int32),
+            lambda: token_positions(bucketed, bucketed=True),
         )
-        arguments = (bucketed, key_values, source_mask, *args)
-        outputs = search.rest(search.first(*arguments), arguments)
+        first, key_values, source_mask = search.first(bucketed, positions, *args)
+        outputs = search.rest(first, (bucketed, key_values, source_mask, *args))
         # A source with no token (empty or blank once normalised) translates to nothing, with score 0.
         empty = tf.reduce_all(tf.equal(source_ids, PAD_ID), axis=1)
         return [_where_rows(empty, tf.zeros_like, output[: tf.shape(source_ids)[0]]) for output in outputs]
