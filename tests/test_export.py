@@ -174,14 +174,14 @@ def test_an_export_loads_back_into_an_identical_keras_model(exported, tmp_path, 
 
 
 def test_each_decoding_loop_is_stored_once(exported):
-    """The encoders (of the real tokens, of the padded batch) and each search's two parts (its
-    first cache block; every later block): eight XLA-compiled functions, not a second trace of
-    any, each holding one loop at most and called from one function only. Loading a SavedModel
-    copies every function a function calls into that function's graph: the decoder step, called
-    by every loop, is copied once per caller above it. With a copy of the encoder and the search
-    in each search from ids (14,447 nodes against 9,844 for `small`) loading took 0.1 GiB and a
-    second more; with the parts called from both the one-call and the packed-encoder branches,
-    and the later blocks from a `tf.cond` each, 0.07 GiB more (benchmarks/README.md)."""
+    """The encoders (of the real tokens, of the padded batch) and each search's two parts (the
+    encoder and its first cache block; every later block): eight XLA-compiled functions, not a
+    second trace of any, each part holding one loop and called from one function only. Loading
+    a SavedModel copies every function a function calls into that function's graph: the decoder
+    step, called by every loop, is copied once per function above it. With a copy of the encoder
+    and the search in each search from ids (14,447 nodes against 9,844 for `small`) loading took
+    0.1 GiB and a second more; with a trace per cache block and the later blocks called from a
+    `tf.cond` each, 0.15 GiB more (benchmarks/README.md)."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     _, path = exported

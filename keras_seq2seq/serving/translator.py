@@ -114,11 +114,11 @@ class Translator(tf.Module):
     few seconds); later ones reuse it.
 
     The searches run in parts, one compiled function per cache block, each only when the
-    one before leaves steps to run (`_parts`). A batch of at most 16 sentences is encoded
-    in the call of the first part (a call's fixed cost matters most for small batches). A
-    larger batch is encoded first, on its real tokens only (`decoding.xla_cpu.encode_tokens`:
-    all layers but attention skip the padding, half of the positions of 64 Tatoeba
-    sentences; their count is rounded up by `bucketed_token_count` so XLA sees few shapes).
+    one before leaves steps to run (`_parts`); the first part encodes the batch (a call's
+    fixed cost matters most for small batches). A batch of more than 16 sentences is
+    encoded on its real tokens only (`decoding.xla_cpu.encode_tokens`: all layers but
+    attention skip the padding, half of the positions of 64 Tatoeba sentences; their count
+    is rounded up by `bucketed_token_count` so XLA sees few shapes).
 
     With XLA, decoding steps run through `decoding.xla_cpu.XlaCpuStep`, which reads
     copies of the decoder's matrices (`StepWeights`) made from the weights when the
