@@ -63,11 +63,12 @@ def _where_rows(rows, fill, values):
 class _PartedSearch(NamedTuple):
     """A search run in parts (`Translator._parts`).
 
-    first: (ids, token positions, *extra) -> (the first `SearchPart`, keys and values, source mask),
-        the encoder included.
+    first_from_ids: (ids, *extra) -> (the first `SearchPart`, keys and values, source mask).
+    first: (ids, keys and values, source mask, *extra) -> the first `SearchPart`.
     rest: (a first `SearchPart`, (ids, keys and values, source mask, *extra)) -> the search's outputs.
     """
 
+    first_from_ids: Callable
     first: Callable
     rest: Callable
 
@@ -114,11 +115,11 @@ class Translator(tf.Module):
     few seconds); later ones reuse it.
 
     The searches run in parts, one compiled function per cache block, each only when the
-    one before leaves steps to run (`_parts`); the first part encodes the batch (a call's
-    fixed cost matters most for small batches). A batch of more than 16 sentences is
-    encoded on its real tokens only (`decoding.xla_cpu.encode_tokens`: all layers but
-    attention skip the padding, half of the positions of 64 Tatoeba sentences; their count
-    is rounded up by `bucketed_token_count` so XLA sees few shapes).
+    one before leaves steps to run (`_parts`). A batch of at most 16 sentences is encoded in
+    the call of the first part (a call's fixed cost matters most for small batches). A
+    larger batch is encoded first, on its real tokens only (`decoding.xla_cpu.encode_tokens`:
+    all layers but attention skip the padding, half of the positions of 64 Tatoeba
+    sentences; their count is rounded up by `bucketed_token_count` so XLA sees few shapes).
 
     With XLA, decoding steps run through `decoding.xla_cpu.XlaCpuStep`, which reads
     copies of the decoder's matrices (`StepWeights`) made from the weights when the
@@ -243,32 +244,33 @@ class Translator(tf.Module):
         """`search` (a function of ids, keys and values, mask, *extra, part) as a `_PartedSearch`.
 
         Its loop runs as a chain of functions, one per cache block (`decoding.cache.LoopPart`):
-        the first (with the encoder) always runs, each later one only while the loop goes on
-        (a `tf.while_loop` of the calling graph). With XLA, each function is a
+        the first (from ids: with the padded encoder) always runs, each later one only while
+        the loop goes on (a `tf.while_loop` of the calling graph). With XLA, each function is a
         program: XLA gives a program working memory for its largest cache, whether a call
         reaches it or not (as one program, a beam search of 64 short sentences held the
         caches of 127 positions: 201 MB); split, a call runs, and first compiles, only the
         blocks its translations reach. Each function is traced once, its shapes left open
-        (XLA compiles it per shape, the block index a compile-time constant), and called
-        from one place only: loading a SavedModel copies a function's callees into each
+        (XLA compiles it per shape, the block index a compile-time constant), and called from
+        as few places as can be: loading a SavedModel copies a function's callees into each
         caller's graph (benchmarks/README.md).
         """
         name = search.__name__.strip("_")
 
-        def first(source_ids, positions, *args):
-            # Under XLA the row count is a compile-time constant: a program holds one encoder.
-            key_values, source_mask = tf.cond(
-                tf.shape(source_ids)[0] <= ONE_CALL_ROWS,
-                lambda: self._encode_ids(source_ids),
-                lambda: (self._encode_tokens(source_ids, positions), tf.not_equal(source_ids, PAD_ID)),
-            )
-            return search(source_ids, key_values, source_mask, *args, part=LoopPart(0)), key_values, source_mask
+        def first(source_ids, key_values, source_mask, *args):
+            return search(source_ids, key_values, source_mask, *args, part=LoopPart(0))
+
+        def first_from_ids(source_ids, *args):
+            key_values, source_mask = self._encode_ids(source_ids)
+            return first_part(source_ids, key_values, source_mask, *args), key_values, source_mask
 
         def later(block, state, *arguments):
             return search(*arguments, part=LoopPart(block, state))
 
-        first.__name__, later.__name__ = f"{name}_first_part", f"{name}_later_part"
+        first.__name__, first_from_ids.__name__, later.__name__ = (
+            f"{name}_first_part", f"{name}_first_part_from_ids", f"{name}_later_part"
+        )
         first_part = _traced_once(self._on_weights(first), jit_compile)
+        first_part_from_ids = _traced_once(first_from_ids, jit_compile)  # (the functions it calls read the weights)
         later_part = _traced_once(self._on_weights(later), jit_compile)
         blocks = len(cache_block_sizes(self.max_output_length))
 
@@ -288,7 +290,7 @@ class Translator(tf.Module):
             )
             return outputs
 
-        return _PartedSearch(first_part, rest)
+        return _PartedSearch(first_part_from_ids, first_part, rest)
 
     def _greedy(self, source_ids, key_values, source_mask, part=None):
         return greedy_decode(
@@ -330,9 +332,9 @@ class Translator(tf.Module):
     def _run(self, search, text, *args):
         """The real rows' outputs, in input order, of a `_PartedSearch` on the bucketed ids of `text`.
 
-        The encoder and the search's first part in one call (the encoder of more than
-        `ONE_CALL_ROWS` rows on their real tokens only, with XLA: `encode_tokens_for_decoding`),
-        then the later parts.
+        Up to `ONE_CALL_ROWS` rows: the encoder and the search's first part in one call. More:
+        the encoder (on the real tokens only, with XLA: `encode_tokens_for_decoding`; a program of
+        its own, compiled per token count), then the first part. Then the later parts.
         """
         source_ids = self.source_ids(text)
         bucketed = _bucketed_batch(source_ids)
@@ -340,12 +342,14 @@ class Translator(tf.Module):
             with tf.control_dependencies([self.prepared.prepare()]):
                 bucketed = tf.identity(bucketed)
 
-        positions = tf.cond(  # (none for the padded encoder: one shape, one program)
-            tf.shape(bucketed)[0] <= ONE_CALL_ROWS,
-            lambda: tf.zeros([0, 2], tf.int32),
-            lambda: token_positions(bucketed, bucketed=True),
+        def from_tokens():
+            key_values = self._encode_tokens(bucketed, token_positions(bucketed, bucketed=True))
+            source_mask = tf.not_equal(bucketed, PAD_ID)
+            return search.first(bucketed, key_values, source_mask, *args), key_values, source_mask
+
+        first, key_values, source_mask = tf.cond(
+            tf.shape(bucketed)[0] <= ONE_CALL_ROWS, lambda: search.first_from_ids(bucketed, *args), from_tokens
         )
-        first, key_values, source_mask = search.first(bucketed, positions, *args)
         outputs = search.rest(first, (bucketed, key_values, source_mask, *args))
         # A source with no token (empty or blank once normalised) translates to nothing, with score 0.
         empty = tf.reduce_all(tf.equal(source_ids, PAD_ID), axis=1)
