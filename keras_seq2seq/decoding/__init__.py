@@ -5,7 +5,9 @@ once; each step feeds one new token per hypothesis through a `DecodingStep`, whi
 computes the new position. Finished sentences emit padding; a loop ends when every
 sentence has produced `[END]` or reached its length limit. The loops are TensorFlow
 `while_loop`s that compile with XLA; their state is a NamedTuple (`GreedyState`,
-`BeamState`) whose cached fields grow in static blocks (`while_in_cache_blocks`).
+`BeamState`) whose cached fields grow in static blocks (`while_in_cache_blocks`); given a
+`LoopPart`, a search runs one block and returns its state, so a caller can run each block
+as a program of its own (the `Translator` does).
 
     length     output limits, length buckets, cache sizes, the length penalty
     cache      loops over growing caches

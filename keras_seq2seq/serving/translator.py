@@ -182,9 +182,8 @@ class Translator(tf.Module):
             self.prepared = PreparedWeights(functools.partial(self._prepare, step_copies))
         # One decoder-step function for every loop of every search (`SharedStep`).
         self._step = SharedStep(XlaCpuStep(model, None) if step_copies else DecodingStep(model))
-        compile_ = lambda function, signature, on_weights=True: tf.function(
-            self._on_weights(function) if on_weights else function, input_signature=signature,
-            jit_compile=jit_compile, reduce_retracing=False,
+        compile_ = lambda function, signature: tf.function(
+            self._on_weights(function), input_signature=signature, jit_compile=jit_compile, reduce_retracing=False
         )
         self._encode_tokens = compile_(self._encode, [_IDS, _POSITIONS])
         self._encode_ids = compile_(self._encode_padded, [_IDS])
