@@ -330,8 +330,11 @@ def keep_xla_programs():
 
 def main(argv=None):
     """Runs a command; a bad input is answered with one line on stderr and exit status 2."""
+    return _run_command(build_parser().parse_args(argv))
+
+
+def _run_command(args):
     keep_xla_programs()
-    args = build_parser().parse_args(argv)
     try:
         args.function(args)
     except (InputError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
@@ -360,9 +363,9 @@ def run(argv=None):
     and stderr): unloading TensorFlow's modules took about 1 s of a one-sentence
     `translate`'s 6 (benchmarks/README.md). Other commands exit normally.
     """
-    argv = sys.argv[1:] if argv is None else argv
-    status = main(argv)
-    if next((word for word in argv if not word.startswith("-")), None) in QUICK_EXIT_COMMANDS:
+    args = build_parser().parse_args(argv)
+    status = _run_command(args)
+    if args.command in QUICK_EXIT_COMMANDS:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)

@@ -45,7 +45,7 @@ def grow(part, size, axis):
     return tf.pad(part, padding)
 
 
-def while_in_cache_blocks(condition, body, state, growth, positions, blocks=None):
+def while_in_cache_blocks(condition, body, state, growth, positions, block=None):
     """`tf.while_loop(condition, body, state)`, run block by block over `cache_block_sizes(positions)`.
 
     Args:
@@ -57,13 +57,13 @@ def while_in_cache_blocks(condition, body, state, growth, positions, blocks=None
             along `axis` to the block's size times its entries per position (a cache
             shared by a group of rows holds one entry per slot and position).
         positions: the most positions the loop may write.
-        blocks: the indices of the blocks to run (default: all); ints or int32 scalar tensors.
+        block: the index of the one block to run (an int or an int32 scalar tensor; default: all).
 
     Blocks after the loop has ended run no step.
     """
     sizes = cache_block_sizes(positions)
-    if blocks is not None:
-        sizes = [sizes[index] if isinstance(index, int) else tf.gather(sizes, index) for index in blocks]
+    if block is not None:
+        sizes = [sizes[block] if isinstance(block, int) else tf.gather(sizes, block)]
     for size in sizes:
         grown = {
             field: tf.nest.map_structure(lambda part, a=axis, n=size * entries: grow(part, n, a), getattr(state, field))
@@ -87,5 +87,5 @@ def run_search_loop(condition, body, initial, growth, positions, finish, part=No
     if part is None:
         return finish(while_in_cache_blocks(condition, body, initial(), growth, positions))
     state = initial() if part.state is None else part.state
-    final = while_in_cache_blocks(condition, body, state, growth, positions, blocks=[part.block])
+    final = while_in_cache_blocks(condition, body, state, growth, positions, block=part.block)
     return SearchPart(finish(final), final, condition(final))
