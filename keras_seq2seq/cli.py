@@ -1,6 +1,8 @@
 """The `keras-seq2seq` command: train, export, translate, evaluate."""
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import sys
@@ -18,6 +20,33 @@ BATCH_SIZE = 64
 # (seconds of compilation per batch shape, then 2-3 times faster).
 EAGER_SENTENCES = 64
 MAX_BEAM_SIZE = 64
+
+
+# Set by `run` (the console script) for a command the process ends after.
+_ENDS_PROCESS = False
+
+
+@contextlib.contextmanager
+def loading():
+    """Within (a model being loaded, TensorFlow imported): in the console script, Python's
+    cyclic garbage collector does not run; on exit, what was made stays out of its later passes
+    (`gc.freeze`) and it runs again.
+
+    Importing TensorFlow and loading a model create millions of objects and few cycles: the
+    collector's passes over them took 0.6 s of the 3.4 s import, and a full pass during a first
+    translation 0.2 s more (benchmarks/README.md). Frozen, they are kept for the process's life:
+    only where the process ends with the command (`run`), not when `main` is called in a
+    longer-lived process.
+    """
+    if not _ENDS_PROCESS or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def load_translate_fn(model_path, beam=False, n_best=1, sampling=None, eager=False):
@@ -167,7 +196,8 @@ def command_translate(args):
     # (Sampling stays compiled: XLA draws other numbers from a seed than TensorFlow's kernels.)
     few = len(sentences) <= EAGER_SENTENCES and not args.sample
     eager = args.engine == "eager" or (args.engine == "auto" and few)
-    translate = load_translate_fn(args.model, args.beam or args.n_best > 1, args.n_best, sampling, eager)
+    with loading():
+        translate = load_translate_fn(args.model, args.beam or args.n_best > 1, args.n_best, sampling, eager)
     for translation in translate_all(translate, sentences, progress):
         print(translation)
 
@@ -185,7 +215,8 @@ def command_evaluate(args):
         raise InputError(f"--data {args.data} holds no usable pair: {report.summary()}")
     if args.limit:
         pairs = pairs[: args.limit]
-    translate = load_translate_fn(args.model, args.beam)
+    with loading():
+        translate = load_translate_fn(args.model, args.beam)
     started = time.time()
     hypotheses = translate_all(translate, [source for source, _ in pairs], progress=True)
     seconds = time.time() - started
@@ -361,9 +392,12 @@ def run(argv=None):
     After `translate` and `evaluate` (their outputs printed and their files closed), the
     process ends without Python's interpreter teardown (`os._exit`, after flushing stdout
     and stderr): unloading TensorFlow's modules took about 1 s of a one-sentence
-    `translate`'s 6 (benchmarks/README.md). Other commands exit normally.
+    `translate`'s 6 (benchmarks/README.md); they load their model without garbage
+    collection (`loading`). Other commands exit normally.
     """
+    global _ENDS_PROCESS
     args = build_parser().parse_args(argv)
+    _ENDS_PROCESS = args.command in QUICK_EXIT_COMMANDS
     status = _run_command(args)
     if args.command in QUICK_EXIT_COMMANDS:
         sys.stdout.flush()

@@ -303,6 +303,35 @@ def test_an_int8_export_loads_back_into_the_quantized_keras_model(exported_int8)
         np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
 
 
+CONSOLE_TRANSLATE = r"""
+import gc, json, sys
+from keras_seq2seq import cli
+cli._ENDS_PROCESS = True  # what the console script (`cli.run`) sets before it runs the command
+cli.main(["translate", "--model", sys.argv[1], "--engine", "eager", *sys.argv[2:]])
+print(json.dumps({"frozen": gc.get_freeze_count(), "collecting": gc.isenabled(),
+                  "keras_hub": sorted(m for m in sys.modules if m.startswith(("keras_hub", "keras_nlp")))}))
+"""
+
+
+def test_the_console_translate_loads_without_collecting_nor_keras_hub(exported):
+    """The console script's eager `translate` of an export: the translations of the SavedModel, with
+    no pass of the garbage collector while it loads (what it made is frozen after, and collection
+    runs again) and keras-hub never imported (the tokenizers are tensorflow-text's ops)."""
+    _, path = exported
+    sources = ["Je suis étudiant.", "Il fait beau aujourd'hui.", ""]
+    expected = tf.saved_model.load(str(path)).signatures["serving_default"](text=tf.constant(sources))
+    result = subprocess.run(
+        [sys.executable, "-c", CONSOLE_TRANSLATE, str(path), *sources],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    *translations, report = result.stdout.splitlines()
+    assert translations == [text.decode("utf-8") for text in expected["translation"].numpy()]
+    report = json.loads(report)
+    assert report["keras_hub"] == [] and report["collecting"]
+    assert report["frozen"] > 100_000  # TensorFlow's and the model's objects
+
+
 def test_an_export_run_eagerly_translates_as_its_savedmodel(exported):
     """`load_translator` (the export's Keras model) under `run_eagerly`, what `translate` does for a
     few sentences: the SavedModel's translations, scores and n-best lists, bad inputs included, and

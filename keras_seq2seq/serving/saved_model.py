@@ -98,12 +98,18 @@ def load_saved_model(path):
     return tf.saved_model.load(str(path))
 
 
-def load_keras_model(path):
-    """`(model, source_tokenizer, target_tokenizer)` rebuilt from an export's `assets.extra/` and variables."""
+def load_keras_model(path, tokenizer=None):
+    """`(model, source_tokenizer, target_tokenizer)` rebuilt from an export's `assets.extra/` and variables.
+
+    `tokenizer`: what makes a tokenizer of a SentencePiece model's bytes (default
+    `data.tokenizers.make_tokenizer`, keras-hub's; `SentencePieceOps` to translate only).
+    """
     import tensorflow_text  # noqa: F401  (the SavedModel's SentencePiece ops)
 
     from keras_seq2seq.data.tokenizers import make_tokenizer
     from keras_seq2seq.models import Seq2SeqTransformer
+
+    tokenizer = tokenizer or make_tokenizer
 
     path = Path(path)
     extra = path / "assets.extra"
@@ -113,8 +119,8 @@ def load_keras_model(path):
             f"{path} is a SavedModel without {', '.join(missing)} in assets.extra/: it was not exported by "
             "keras-seq2seq (or by a version before 0.1.0), so it cannot be loaded back into Keras"
         )
-    source = make_tokenizer((extra / SOURCE_PROTO).read_bytes())
-    target = make_tokenizer((extra / TARGET_PROTO).read_bytes())
+    source = tokenizer((extra / SOURCE_PROTO).read_bytes())
+    target = tokenizer((extra / TARGET_PROTO).read_bytes())
     config = json.loads((extra / MODEL_CONFIG).read_text())
     model = Seq2SeqTransformer.from_config({**config, "dtype": "float32"})
     model.build()  # quantized as the export's model was, when its config says so
@@ -123,11 +129,13 @@ def load_keras_model(path):
 
 
 def load_translator(path, jit_compile=False):
-    """A `Translator` of an export's Keras model (`load_keras_model`), with the beam search
-    settings the export was made with; not compiled by default (to run under `run_eagerly`)."""
+    """A `Translator` of an export's Keras model (`load_keras_model`, its tokenizers
+    `SentencePieceOps`: keras-hub is not imported), with the beam search settings the export was
+    made with; not compiled by default (to run under `run_eagerly`)."""
+    from keras_seq2seq.data.tokenizers import SentencePieceOps
     from keras_seq2seq.serving.translator import Translator
 
-    model, source, target = load_keras_model(path)
+    model, source, target = load_keras_model(path, SentencePieceOps)
     return Translator(model, source, target, jit_compile=jit_compile, **decoding_settings(path))
 
 
