@@ -20,6 +20,10 @@ table compares them (on a shared 2-core machine, compare figures of one invocati
   the same steps.
 - throughput: all `dev.txt` sentences in batches of 64 in file order, greedy and beam 4,
   sentences per second, for the SavedModel and CTranslate2 int8 (each in its own process).
+- paired (two models or more): the same passes with every model loaded in one process, each
+  batch run by each model in turn (the order reversed every other batch), in two processes:
+  their ratios, measured in the same seconds. A process's figures vary by up to a third
+  between processes here (XLA's programs, the shared host), more than float and int8 differ.
 
 Peak resident memory is `ru_maxrss` of the measuring process (Linux keeps it across exec,
 so this script itself imports neither TensorFlow nor the package).
@@ -60,6 +64,22 @@ if kind in ("import", "savedmodel"):
         greedy(text=tf.constant(batches[0])); marks["greedy, 64 sentences"] = (now(), rss())
         beam(text=tf.constant(batches[0])); marks["beam 4, 64 sentences"] = (now(), rss())
         call = lambda batch, search: (greedy if search == "greedy" else beam)(text=tf.constant(batch))
+elif kind == "paired":  # several SavedModels in this process, every batch run by each in turn
+    import tensorflow as tf, tensorflow_text
+    loaded = [tf.saved_model.load(path) for path in model.split(os.pathsep)]
+    searches = [{"greedy": m.signatures["serving_default"], "beam": m.signatures["beam_search"]} for m in loaded]
+    paired = {}
+    for search in ("greedy", "beam"):
+        spent = [0.0] * len(loaded)
+        for index, batch in enumerate(batches):
+            text = tf.constant(batch)
+            for m in (range(len(loaded)) if index % 2 == 0 else reversed(range(len(loaded)))):
+                begin = time.perf_counter()
+                searches[m][search](text=text)["translation"].numpy()
+                spent[m] += time.perf_counter() - begin
+        paired[search] = [len(sources) / seconds for seconds in spent]
+    print(json.dumps({"paired": paired}))
+    sys.exit(0)
 else:
     import ctranslate2, sentencepiece
     marks["import"] = (now(), rss())
@@ -179,6 +199,9 @@ def main():
                 results[f"{name}, tensorflow-cpu"] = run_case("savedmodel", model, args.dev, False, python=lean)
         results["CTranslate2 int8"] = run_case("ct2", ct2, args.dev, not args.skip_throughput)
         cli = {name: cli_cases(model, work) for name, model in zip(names, args.models)}
+        paired = []
+        if not args.skip_throughput and len(args.models) > 1:
+            paired = [run_case("paired", os.pathsep.join(args.models), args.dev, True)["paired"] for _ in range(2)]
 
     seconds, memory = baseline["marks"]["import"]
     print(f"`import tensorflow, tensorflow_text` alone: {seconds:.1f} s, {memory:.2f} GiB peak RSS")
@@ -209,6 +232,15 @@ def main():
             print(f"| {label} | " + " | ".join(
                 f"{results[name]['rates'][search]:.1f} ({results[name]['rates'][search] / reference:.2f}x)"
                 if results[name]["rates"] else "" for name in results) + " |")
+    if paired:
+        print(f"\nPaired in one process (each batch run by every model in turn), sentences per second, "
+              f"and the ratio of each to {names[0]}, in two processes:\n")
+        print("| search | process | " + " | ".join(names) + " |")
+        print("|---|---|" + "---|" * len(names))
+        for search, label in (("greedy", "greedy"), ("beam", "beam 4")):
+            for number, rates in enumerate(paired, 1):
+                print(f"| {label} | {number} | " + " | ".join(
+                    f"{rate:.1f} ({rate / rates[search][0]:.3f}x)" for rate in rates[search]) + " |")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,18 @@ def test_every_matrix_is_int8_with_the_scales_keras_computes(loaded, quantized):
     assert not is_quantized(model) and is_quantized(quantized)
 
 
+def test_quantizing_warns_of_nothing(loaded):
+    """Keras warns of each layer it finds nothing to quantize in: ours are float by design (layer
+    normalization, dropout), and a user quantizing or loading an int8 model sees no warning."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quantize_model(loaded[0])
+    messages = [str(warning.message) for warning in caught]
+    assert [message for message in messages if "quantiz" in message] == []
+
+
 def test_a_quantized_model_round_trips_through_a_keras_file(quantized, tmp_path):
     source = np.array([[5, 6, 7, 0], [9, 10, 0, 0]], "int32")
     target = np.array([[1, 8, 9], [1, 4, 0]], "int32")
