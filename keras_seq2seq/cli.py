@@ -196,6 +196,8 @@ def command_translate(args):
     # (Sampling stays compiled: XLA draws other numbers from a seed than TensorFlow's kernels.)
     few = len(sentences) <= EAGER_SENTENCES and not args.sample
     eager = args.engine == "eager" or (args.engine == "auto" and few)
+    if not eager:
+        keep_xla_programs()
     with loading():
         translate = load_translate_fn(args.model, args.beam or args.n_best > 1, args.n_best, sampling, eager)
     for translation in translate_all(translate, sentences, progress):
@@ -352,7 +354,9 @@ def keep_xla_programs():
     another cache): a second `translate` skips the compilations of the first, about 5 of its
     seconds on 2 cores. In $KERAS_SEQ2SEQ_CACHE/xla (~/.cache/keras_seq2seq/xla), a file a
     program. Set by the command only (TensorFlow reads the flag at its first compilation), not
-    by importing this module."""
+    by importing this module, nor for an eager `translate`: its one XLA program (the caches'
+    update, Keras' `slice_update`) compiles in milliseconds, and reading kept programs logged
+    TensorFlow's errors on the machine's CPU features at every sentence."""
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if "tf_xla_persistent_cache_directory" not in flags:
         cache = Path(os.environ.get("KERAS_SEQ2SEQ_CACHE", Path.home() / ".cache" / "keras_seq2seq")) / "xla"
@@ -365,7 +369,8 @@ def main(argv=None):
 
 
 def _run_command(args):
-    keep_xla_programs()
+    if args.command != "translate":  # (`translate` decides once it knows its engine)
+        keep_xla_programs()
     try:
         args.function(args)
     except (InputError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
