@@ -61,7 +61,7 @@ def train_sentencepiece(
     return model.getvalue()
 
 
-def _named_model_resource(proto):
+def named_model_resource(proto):
     """A SentencePiece op resource whose shared name is derived from the model itself.
 
     tensorflow-text creates its resource without a shared name; in a loaded SavedModel
@@ -92,42 +92,12 @@ def make_tokenizer(proto):
     if isinstance(proto, (str, Path)):
         proto = Path(proto).read_bytes()
     tokenizer = keras_hub.tokenizers.SentencePieceTokenizer(proto=proto)
-    tokenizer._sentence_piece._model_resource = _named_model_resource(proto)
-    _check_reserved_ids(tokenizer)
+    tokenizer._sentence_piece._model_resource = named_model_resource(proto)
+    check_reserved_ids(tokenizer)
     return tokenizer
 
 
-class SentencePieceOps:
-    """The in-graph SentencePiece ops of `proto` (bytes or a file) without keras-hub, for serving.
-
-    What a `make_tokenizer` tokenizer computes in a graph, through tensorflow-text's
-    `SentencepieceTokenizer` directly: `tokenizer(text)` (int32 ids, ragged), `detokenize(ids)`,
-    `id_to_token(id)`, `proto`. Importing keras-hub (every model it has) took 0.2 s of a
-    one-sentence command-line translation's 4.5 (benchmarks/README.md): `load_translator` reads
-    an export's tokenizers with this. For training data, use `make_tokenizer`.
-    """
-
-    def __init__(self, proto):
-        import tensorflow as tf
-        import tensorflow_text
-
-        self.proto = Path(proto).read_bytes() if isinstance(proto, (str, Path)) else proto
-        self._tf = tf
-        self._sentence_piece = tensorflow_text.SentencepieceTokenizer(model=self.proto)
-        self._sentence_piece._model_resource = _named_model_resource(self.proto)
-        _check_reserved_ids(self)
-
-    def __call__(self, text):
-        return self._sentence_piece.tokenize(text)
-
-    def detokenize(self, token_ids):
-        return self._sentence_piece.detokenize(self._tf.cast(token_ids, self._tf.int32))
-
-    def id_to_token(self, token_id):
-        return self._sentence_piece.id_to_string(token_id).numpy().decode("utf-8")
-
-
-def _check_reserved_ids(tokenizer):
+def check_reserved_ids(tokenizer):
     for token_id, token in enumerate(RESERVED_TOKENS):
         found = tokenizer.id_to_token(token_id)
         if found != token:

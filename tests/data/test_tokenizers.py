@@ -65,3 +65,26 @@ def test_lowercase_option():
 def test_bad_vocabulary_size_is_named():
     with pytest.raises(ValueError, match="vocabulary_size=3"):
         train_sentencepiece(["a b c"], 3)
+
+
+def test_the_serving_ops_tokenize_as_keras_hub_in_a_graph_and_save(french, tmp_path):
+    """`SentencePieceOps` (an export's tokenizers without keras-hub): keras-hub's ids and text in a
+    graph, the reserved ids, and a SavedModel holding it loads and tokenizes the same."""
+    import tensorflow as tf
+
+    from keras_seq2seq.serving.saved_model import SentencePieceOps
+
+    ops = SentencePieceOps((FIXTURES / "fr.model").read_bytes())
+    texts = tf.constant(["Je suis étudiant.", "Quoi\u00a0?", "", "Bonjour 😀 你好", "L'été, à Paris, c'est bien."])
+    ids = ops(texts)
+    assert ids.to_list() == tf.function(lambda text: french(text))(texts).to_list()
+    padded = ids.to_tensor()
+    assert ops.detokenize(padded).numpy().tolist() == tf.function(french.detokenize)(padded).numpy().tolist()
+    assert [ops.id_to_token(i) for i in range(4)] == list(RESERVED_TOKENS)
+    holder = tf.Module()
+    holder.tokenizer = ops
+    holder.tokenize = tf.function(
+        lambda text: ops(text).to_tensor(), input_signature=[tf.TensorSpec([None], tf.string)]
+    )
+    tf.saved_model.save(holder, str(tmp_path / "ops"))
+    assert tf.saved_model.load(str(tmp_path / "ops")).tokenize(texts).numpy().tolist() == padded.numpy().tolist()
