@@ -332,17 +332,21 @@ def test_the_console_translate_loads_without_collecting_nor_keras_hub(exported):
     assert report["frozen"] > 100_000  # TensorFlow's and the model's objects
 
 
-def test_an_export_run_eagerly_translates_as_its_savedmodel(exported):
+@pytest.mark.parametrize("export", ["exported", "exported_int8"])
+def test_an_export_run_eagerly_translates_as_its_savedmodel(export, request):
     """`load_translator` (the export's Keras model) under `run_eagerly`, what `translate` does for a
     few sentences: the SavedModel's translations, scores and n-best lists, bad inputs included, and
-    nothing left running eagerly afterwards."""
+    nothing left running eagerly afterwards. An int8 export's: a float model of its dequantized
+    weights (no quantized model, no float twin built)."""
     from keras_seq2seq.serving import load_translator, run_eagerly
+    from keras_seq2seq.serving.quantization import is_quantized
 
-    _, path = exported
+    _, path = request.getfixturevalue(export)
     text = tf.constant(_encoded_inputs())
     signatures = tf.saved_model.load(str(path)).signatures
     greedy, beam = signatures["serving_default"](text=text), signatures["beam_search"](text=text)
     translator = load_translator(path)
+    assert translator.quantized_model is None and not is_quantized(translator.model)
     with run_eagerly():
         assert tf.config.functions_run_eagerly()
         eager_greedy, eager_beam = translator.translate(text), translator.translate_beam(text)

@@ -129,11 +129,14 @@ class SentencePieceOps(tf.Module):
         return self._sentence_piece.id_to_string(token_id).numpy().decode("utf-8")
 
 
-def load_keras_model(path, tokenizer=None):
+def load_keras_model(path, tokenizer=None, dequantize=False):
     """`(model, source_tokenizer, target_tokenizer)` rebuilt from an export's `assets.extra/` and variables.
 
     `tokenizer`: what makes a tokenizer of a SentencePiece model's bytes (default
     `data.tokenizers.make_tokenizer`, keras-hub's; `SentencePieceOps`: without keras-hub).
+    `dequantize`: an int8 export comes back as the float model of its dequantized weights (each
+    int8 matrix divided by its scales, the values its SavedModel computes with), not as Keras'
+    quantized model: to translate with, not to export again.
     """
     import tensorflow_text  # noqa: F401  (the SavedModel's SentencePiece ops)
 
@@ -153,34 +156,55 @@ def load_keras_model(path, tokenizer=None):
     source = tokenizer((extra / SOURCE_PROTO).read_bytes())
     target = tokenizer((extra / TARGET_PROTO).read_bytes())
     config = json.loads((extra / MODEL_CONFIG).read_text())
+    if dequantize:
+        config.pop("quantization", None)
     model = Seq2SeqTransformer.from_config({**config, "dtype": "float32"})
     model.build()  # quantized as the export's model was, when its config says so
-    _restore_variables(model, path / "variables" / "variables")
+    _restore_variables(model, path / "variables" / "variables", dequantize)
     return model, source, target
 
 
 def load_translator(path, jit_compile=False):
-    """A `Translator` of an export's Keras model (`load_keras_model`, its tokenizers
-    `SentencePieceOps`: keras-hub is not imported), with the beam search settings the export was
-    made with; not compiled by default (to run under `run_eagerly`)."""
+    """A `Translator` of an export's Keras model (`load_keras_model`: its tokenizers
+    `SentencePieceOps`, keras-hub not imported; an int8 export's weights dequantized into the float
+    model, as its SavedModel computes), with the beam search settings the export was made with; not
+    compiled by default (to run under `run_eagerly`)."""
     from keras_seq2seq.serving.translator import Translator
 
-    model, source, target = load_keras_model(path, SentencePieceOps)
+    model, source, target = load_keras_model(path, SentencePieceOps, dequantize=True)
     return Translator(model, source, target, jit_compile=jit_compile, **decoding_settings(path))
 
 
-def _restore_variables(model, checkpoint):
-    """Assigns a SavedModel's `model/...` variables to the Keras model's, by attribute path."""
+# A quantized layer's int8 variable -> the variable of its scales (Keras' int8 Dense and Embedding).
+_SCALES = {"_kernel": "kernel_scale", "_embeddings": "embeddings_scale"}
+
+
+def _restore_variables(model, checkpoint, dequantize=False):
+    """Assigns a SavedModel's `model/...` variables to the Keras model's, by attribute path.
+
+    `dequantize`: an int8 matrix and its scales (`_SCALES`) are assigned as one float matrix,
+    the int8 values divided by the scales (`serving.quantization`'s convention: per output unit
+    for a Dense kernel, per token for embeddings), to the float model's variable of that path.
+    """
     suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
     assigned = set()
     reader = tf.train.load_checkpoint(str(checkpoint))
-    for name in reader.get_variable_to_shape_map():
+    stored = reader.get_variable_to_shape_map()
+    for name in stored:
         if not (name.startswith("model/") and name.endswith(suffix)):
             continue
+        parts = name[len("model/") : -len(suffix)].split("/")
+        if dequantize and parts[-1] in _SCALES.values():
+            continue  # read with its int8 matrix
+        value = reader.get_tensor(name)
+        scales = "/".join(["model", *parts[:-1], _SCALES.get(parts[-1], "")]) + suffix
+        if dequantize and scales in stored:
+            scale = reader.get_tensor(scales).astype("float32")
+            value = value.astype("float32") / (scale if parts[-1] == "_kernel" else scale[:, None])
         target = model
-        for part in name[len("model/") : -len(suffix)].split("/"):
+        for part in parts:
             target = target[int(part)] if part.isdigit() else getattr(target, part)
-        target.assign(reader.get_tensor(name))
+        target.assign(value)
         assigned.add(id(target))
     missing = [weight.path for weight in model.weights if id(weight) not in assigned]
     if missing:
