@@ -333,7 +333,7 @@ def test_the_console_translate_loads_without_collecting_nor_keras_hub(exported):
 
 
 @pytest.mark.parametrize("export", ["exported", "exported_int8"])
-def test_an_export_run_eagerly_translates_as_its_savedmodel(export, request):
+def test_an_export_run_eagerly_translates_as_its_savedmodel(export, request, tiny_run):
     """`load_translator` (the export's Keras model) under `run_eagerly`, what `translate` does for a
     few sentences: the SavedModel's translations, scores and n-best lists, bad inputs included, and
     nothing left running eagerly afterwards. An int8 export's: a float model of its dequantized
@@ -341,7 +341,7 @@ def test_an_export_run_eagerly_translates_as_its_savedmodel(export, request):
     from keras_seq2seq.serving import load_translator, run_eagerly
     from keras_seq2seq.serving.quantization import is_quantized
 
-    _, path = request.getfixturevalue(export)
+    _, path = request.getfixturevalue(export)  # (both need `tiny_run`, named above: the test is slow)
     text = tf.constant(_encoded_inputs())
     signatures = tf.saved_model.load(str(path)).signatures
     greedy, beam = signatures["serving_default"](text=text), signatures["beam_search"](text=text)
