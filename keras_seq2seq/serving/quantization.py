@@ -83,10 +83,10 @@ class DequantizedWeights:
                 for variable, source in zip(_own_variables(mine), _own_variables(theirs), strict=True):
                     self._add(variable, lambda source=source: source)
             elif mode == "int8" and isinstance(theirs, keras.layers.Embedding):
-                source = lambda layer=theirs: _dequantize(layer._embeddings, layer.embeddings_scale[:, None])
+                source = lambda layer=theirs: dequantize(layer._embeddings, layer.embeddings_scale[:, None])
                 self._add(mine.embeddings, source)
             elif mode == "int8" and isinstance(theirs, keras.layers.Dense):
-                self._add(mine.kernel, lambda layer=theirs: _dequantize(layer._kernel, layer.kernel_scale))
+                self._add(mine.kernel, lambda layer=theirs: dequantize(layer._kernel, layer.kernel_scale))
                 if mine.bias is not None:
                     self._add(mine.bias, lambda layer=theirs: layer.bias)
             else:
@@ -105,5 +105,7 @@ class DequantizedWeights:
         return [ops.convert_to_tensor(source()) for source in self._sources]
 
 
-def _dequantize(quantized, scale):
+def dequantize(quantized, scale):
+    """The float value of an int8 matrix: `quantized / scale` in float32 (Keras' convention; `scale`
+    broadcast over it: [units] for a Dense kernel, [tokens, 1] for embeddings)."""
     return ops.divide(ops.cast(quantized, "float32"), ops.cast(scale, "float32"))

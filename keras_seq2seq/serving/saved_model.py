@@ -182,9 +182,9 @@ _SCALES = {"_kernel": "kernel_scale", "_embeddings": "embeddings_scale"}
 def _restore_variables(model, checkpoint, dequantize=False):
     """Assigns a SavedModel's `model/...` variables to the Keras model's, by attribute path.
 
-    `dequantize`: an int8 matrix and its scales (`_SCALES`) are assigned as one float matrix,
-    the int8 values divided by the scales (`serving.quantization`'s convention: per output unit
-    for a Dense kernel, per token for embeddings), to the float model's variable of that path.
+    `dequantize`: an int8 matrix and its scales (`_SCALES`) are assigned as one float matrix
+    (`serving.quantization.dequantize`: per output unit for a Dense kernel, per token for
+    embeddings) to the float model's variable of that path.
     """
     suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
     assigned = set()
@@ -198,9 +198,11 @@ def _restore_variables(model, checkpoint, dequantize=False):
             continue  # read with its int8 matrix
         value = reader.get_tensor(name)
         scales = "/".join(["model", *parts[:-1], _SCALES.get(parts[-1], "")]) + suffix
-        if dequantize and scales in stored:
-            scale = reader.get_tensor(scales).astype("float32")
-            value = value.astype("float32") / (scale if parts[-1] == "_kernel" else scale[:, None])
+        if dequantize and parts[-1] in _SCALES and scales in stored:
+            from keras_seq2seq.serving.quantization import dequantize as dequantized
+
+            scale = reader.get_tensor(scales)
+            value = dequantized(value, scale if parts[-1] == "_kernel" else scale[:, None])
         target = model
         for part in parts:
             target = target[int(part)] if part.isdigit() else getattr(target, part)
