@@ -356,3 +356,83 @@ def test_an_export_run_eagerly_translates_as_its_savedmodel(export, request, tin
     assert eager_beam["n_best"].numpy().tolist() == beam["n_best"].numpy().tolist()
     np.testing.assert_allclose(eager_greedy["score"], greedy["score"], atol=1e-4)
     np.testing.assert_allclose(eager_beam["scores"], beam["scores"], atol=1e-4)
+
+
+SESSION_LOADER = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+tf.compat.v1.disable_eager_execution()
+with tf.compat.v1.Session() as session:
+    # What TensorFlow Serving's C++ loader does: import the graph, restore through the saver, run.
+    meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], sys.argv[1])
+    results = {}
+    for name in ("serving_default", "beam_search"):
+        signature = meta_graph.signature_def[name]
+        feed = {signature.inputs["text"].name: json.loads(sys.argv[2])}
+        results[name] = [t.decode("utf-8") for t in session.run(signature.outputs["translation"].name, feed)]
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.parametrize("export", ["exported", "exported_int8"])
+def test_an_export_runs_restored_by_its_saver_as_tensorflow_serving_loads_it(export, request, tiny_run):
+    """TensorFlow Serving (and `tf.compat.v1` sessions, `saved_model_cli run`) restore a SavedModel's
+    variables through its saver, not its object graph: Keras saved each of its variables a second
+    time, the saver restored that copy, and every call failed with "Could not find variable" until
+    the export saved them once (`serving.saved_model._keras_variables_saved_once`). Restored so, the
+    signatures translate as `tf.saved_model.load`'s; the graph holds one variable per stored value."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    _, path = request.getfixturevalue(export)  # (both need `tiny_run`, named above: the test is slow)
+    sources = ["Je suis étudiant.", "", "Il fait beau aujourd'hui.", "Salut 😀🎉 !"]
+    signatures = tf.saved_model.load(str(path)).signatures
+    expected = {name: [t.decode("utf-8") for t in signatures[name](text=tf.constant(sources))["translation"].numpy()]
+                for name in ("serving_default", "beam_search")}
+    result = subprocess.run(
+        [sys.executable, "-c", SESSION_LOADER, str(path), json.dumps(sources)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
+    assert expected["serving_default"][:2] == ["I am a student.", ""]
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+    handles = [node for node in saved_model.meta_graphs[0].graph_def.node if node.op == "VarHandleOp"]
+    stored = tf.train.load_checkpoint(str(path / "variables" / "variables")).get_variable_to_shape_map()
+    assert len(handles) == len(stored) - 1  # (less the object graph's own entry)
+
+
+def test_exporting_leaves_keras_variables_as_they_were():
+    from keras.src.backend.tensorflow.core import Variable
+
+    from keras_seq2seq.serving.saved_model import _keras_variables_saved_once
+
+    original = Variable._export_to_saved_model_graph
+    with _keras_variables_saved_once():
+        assert Variable._export_to_saved_model_graph is not original
+    assert Variable._export_to_saved_model_graph is original
+
+
+def test_an_int8_search_reads_the_decoder_values_only(exported, exported_int8):
+    """An int8 Translator's searches read the dequantized values of the decoder's variables, not the
+    encoder's (each value read is nodes in every function that reads it, held in memory once per
+    function by a loaded SavedModel): its decoder step takes the float one's arguments, one value
+    per decoder variable in place of the variables the float step reads (the resources it captures)."""
+    translator, path = exported_int8
+    sides = translator._variables
+    assert len(sides["encoder"]) >= 20 and len(sides["decoder"]) >= 30
+    assert {id(v) for v in sides["decoder"]} <= {id(v) for v in translator.model.decoder.weights}
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    def step_arguments(path):
+        saved_model = saved_model_pb2.SavedModel()
+        saved_model.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+        (step,) = [f for f in saved_model.meta_graphs[0].graph_def.library.function
+                   if f.signature.name.removeprefix("__inference_").rsplit("_", 1)[0] == "decoder_step"]
+        arguments = step.signature.input_arg
+        return len(arguments), sum(argument.type == tf.resource.as_datatype_enum for argument in arguments)
+
+    (count, resources), (float_count, float_resources) = step_arguments(path), step_arguments(exported[1])
+    assert resources == 0 and float_resources >= 30
+    assert count == float_count - float_resources + len(sides["decoder"])

@@ -2,6 +2,7 @@
 again by the first call after a release (a loaded SavedModel's first call)."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_seq2seq.serving.prepared import PreparedWeights
@@ -84,3 +85,20 @@ def test_a_saved_model_stores_placeholders_and_its_first_call_computes_the_value
     np.testing.assert_array_equal(loaded.signatures["apply"](rows=tf.constant(rows))["output_0"].numpy(), expected)
     assert loaded.prepared.ready.numpy()
     assert sorted(v.numpy().shape for v in loaded.prepared.values) == [(2, 3), (3, 2)]
+
+
+def test_read_with_keys_reads_those_entries_only():
+    holder = Holder()
+
+    @tf.function
+    def copies_only():
+        values = holder.prepared.read(["copies"])
+        assert values["double"] == [None] and values["copies"][1] is None
+        return values["copies"][0]
+
+    np.testing.assert_array_equal(copies_only().numpy(), holder.weight.numpy().T)
+    graph = copies_only.get_concrete_function().graph
+    assert sum(op.type == "ReadVariableOp" for op in graph.get_operations()) == 1
+    np.testing.assert_array_equal(holder.prepared.read(["double"])["double"][0].numpy(), holder.weight.numpy() * 2)
+    with pytest.raises(ValueError, match="dict structure"):
+        PreparedWeights(lambda: [holder.weight]).read(["copies"])

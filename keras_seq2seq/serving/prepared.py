@@ -59,12 +59,23 @@ class PreparedWeights(tf.Module):
         with tf.control_dependencies(assigned):
             return tf.identity(self.ready.assign(True))
 
-    def read(self):
-        """The values, in `compute`'s structure, with their shapes (after `prepare`)."""
+    def read(self, keys=None):
+        """The values, in `compute`'s structure, with their shapes (after `prepare`).
+
+        `keys`: only these entries of a dict structure are read (the others are None). Each value
+        read is three nodes of the reading function's graph, which a loaded SavedModel holds in
+        memory once per function that calls it: a function reads what it uses.
+        """
+        if keys is not None and not isinstance(self._structure, dict):
+            raise ValueError(f"read(keys={keys!r}) needs a dict structure, not a {type(self._structure).__name__}")
+        wanted = [True] * len(self._specs)
+        if keys is not None:  # (tf.nest orders a dict's entries by key)
+            wanted = [key in keys for key in sorted(self._structure) for _ in tf.nest.flatten(self._structure[key])]
         variables = iter(self.values)
-        leaves = [
-            None if spec is None else tf.ensure_shape(next(variables).read_value(), spec.shape) for spec in self._specs
-        ]
+        leaves = []
+        for spec, read in zip(self._specs, wanted, strict=True):
+            variable = None if spec is None else next(variables)
+            leaves.append(tf.ensure_shape(variable.read_value(), spec.shape) if read and variable is not None else None)
         return tf.nest.pack_sequence_as(self._structure, leaves)
 
     def release(self):

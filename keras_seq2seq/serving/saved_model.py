@@ -12,6 +12,7 @@ tokenizers from the files the writer puts in `assets.extra/` (to fine-tune a shi
 model or export it again with other options).
 """
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def export_translator(translator, output_dir, extra_files=None):
     # Weights in files of at most 40 MB: the shipped model lives in git, where hosts refuse large files.
     sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=40 * 2**20)
     options = tf.saved_model.SaveOptions(experimental_sharding_callback=sharding)
-    with atomic_directory(output_dir) as staging:
+    with atomic_directory(output_dir) as staging, _keras_variables_saved_once():
         tf.saved_model.save(holder, str(staging), signatures=signatures, options=options)
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)
@@ -82,6 +83,41 @@ def export_translator(translator, output_dir, extra_files=None):
             else:
                 (extra / name).write_text(content if isinstance(content, str) else json.dumps(content, indent=2))
     return Path(output_dir)
+
+
+@contextlib.contextmanager
+def _keras_variables_saved_once():
+    """Within: a Keras variable is saved as the very variable the functions read.
+
+    Keras 3 (TensorFlow backend, 3.15 included) exports each of its variables as a new
+    `tf.Variable` initialised from the exported copy of the one the functions capture
+    (`keras.src.backend.tensorflow.core.Variable._export_to_saved_model_graph`): the
+    SavedModel's saver restores that new one, which nothing reads. `tf.saved_model.load` binds
+    the functions through the object graph and never notices; TensorFlow Serving, its C++
+    loader and `tf.compat.v1` sessions restore through the saver, and every call then fails
+    with "Could not find variable ..." (keras-team/keras#20095, tensorflow/serving#2250).
+    Exported as the captured copy itself, the variable is what the saver restores and the
+    functions read: one variable (and the same checkpoint keys) instead of two.
+    """
+    try:
+        from keras.src.backend.tensorflow.core import Variable
+    except ImportError:  # (another backend: nothing of Keras' is saved this way)
+        Variable = None
+    original = getattr(Variable, "_export_to_saved_model_graph", None)
+    if original is None:
+        yield
+        return
+
+    def export_as_captured(self, object_map, tensor_map, options, **kwargs):
+        resources = self.value._export_to_saved_model_graph(object_map, tensor_map, options, **kwargs)
+        object_map[self] = object_map[self.value]
+        return resources
+
+    Variable._export_to_saved_model_graph = export_as_captured
+    try:
+        yield
+    finally:
+        Variable._export_to_saved_model_graph = original
 
 
 def decoding_settings(path):

@@ -168,6 +168,13 @@ class Translator(tf.Module):
                 self.quantized_model = quantize_model(model, quantize)
             self._dequantized = DequantizedWeights(model, self.quantized_model)
         self.model = model
+        # The dequantized variables each function reads: the searches' steps read the decoder's
+        # only, the encoder functions both sides' (the cross-attention's keys and values).
+        self._variables = {"encoder": [], "decoder": []}
+        if self._dequantized is not None:
+            decoder = {id(variable) for variable in model.decoder.weights}
+            for variable in self._dequantized.variables:
+                self._variables["decoder" if id(variable) in decoder else "encoder"].append(variable)
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         self.beam_size = beam_size
@@ -183,7 +190,8 @@ class Translator(tf.Module):
         # One decoder-step function for every loop of every search (`SharedStep`).
         self._step = SharedStep(XlaCpuStep(model, None) if step_copies else DecodingStep(model))
         compile_ = lambda function, signature: tf.function(
-            self._on_weights(function), input_signature=signature, jit_compile=jit_compile, reduce_retracing=False
+            self._on_weights(function, ("encoder", "decoder")), input_signature=signature, jit_compile=jit_compile,
+            reduce_retracing=False,
         )
         self._encode_tokens = compile_(self._encode, [_IDS, _POSITIONS])
         self._encode_ids = compile_(self._encode_padded, [_IDS])
@@ -192,20 +200,24 @@ class Translator(tf.Module):
         self._sample_search = self._parts(jit_compile, self._sample)
 
     def _prepare(self, step_copies):
-        """`{"dequantized": [...], "copies": ...}`: the float value of each of the model's variables
-        (quantized; else `[]`) and the `StepWeights` copies made from them, as their `structure()`
-        (or None)."""
-        dequantized = self._dequantized.values() if self._dequantized is not None else []
+        """`{"encoder": [...], "decoder": [...], "copies": ...}`: the float value of each of the
+        model's variables (quantized; else `[]`), by the side they belong to (as `_variables`), and
+        the `StepWeights` copies made from them, as their `structure()` (or None)."""
+        values = {"encoder": [], "decoder": []}
+        if self._dequantized is not None:
+            side = {id(variable): key for key, variables in self._variables.items() for variable in variables}
+            for variable, value in zip(self._dequantized.variables, self._dequantized.values(), strict=True):
+                values[side[id(variable)]].append(value)
         copies = None
         if step_copies:
-            with self._weights_scope(dequantized):
+            with self._weights_scope(sum(self._variables.values(), []), sum(values.values(), [])):
                 copies = StepWeights.from_model(self.model, as_variables=False).structure()
-        return {"dequantized": dequantized, "copies": copies}
+        return {**values, "copies": copies}
 
-    def _weights_scope(self, dequantized):
-        if self._dequantized is None:
+    def _weights_scope(self, variables, values):
+        if not variables:
             return contextlib.nullcontext()
-        return keras.StatelessScope(state_mapping=list(zip(self._dequantized.variables, dequantized)))
+        return keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True)))
 
     @property
     def step_weights(self):
@@ -213,19 +225,20 @@ class Translator(tf.Module):
         if self.prepared is None or not isinstance(self._step.step, XlaCpuStep):
             return None
         self.prepared.prepare()
-        return StepWeights.from_structure(self.prepared.read()["copies"])
+        return StepWeights.from_structure(self.prepared.read(["copies"])["copies"])
 
-    def _on_weights(self, function):
-        """`function`, run on the `PreparedWeights` (read once per call, passed to every step)."""
+    def _on_weights(self, function, sides=("decoder",)):
+        """`function`, run on the `PreparedWeights` (read once per call, passed to every step):
+        the copies, and the dequantized values of the variables of `sides` (of `_variables`)."""
         if self.prepared is None:
             return function
-        variables = self._dequantized.variables if self._dequantized is not None else []
+        variables = sum((self._variables[side] for side in sides), [])
 
         def run(*arguments):
-            prepared = self.prepared.read()
-            values, copies = prepared["dequantized"], prepared["copies"]
+            prepared = self.prepared.read([*sides, "copies"])
+            values, copies = sum((prepared[side] for side in sides), []), prepared["copies"]
             copies = None if copies is None else StepWeights.from_structure(copies)
-            with self._weights_scope(values), self._step.bound(variables, values, copies):
+            with self._weights_scope(variables, values), self._step.bound(variables, values, copies):
                 return function(*arguments)
 
         return functools.wraps(function)(run)
