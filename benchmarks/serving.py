@@ -1,21 +1,26 @@
 """Serving cost of an export: memory, time to the first translation, dev throughput (issue 21).
 
     .venv/bin/python benchmarks/serving.py [--models saved_models/fr-en-small saved_models/fr-en-small-int8]
-                                           [--ct2 DIR] [--skip-throughput]
+                                           [--ct2 DIR] [--skip-throughput] [--envs DIR]
 
 Each case runs in a fresh process, one after the other in this one invocation, and the
-table compares them (on a shared 2-core machine, compare figures of one invocation only):
+table compares them (on a shared 2-core machine, compare figures of one invocation only).
+The SavedModels run in virtual environments holding `tensorflow` and tensorflow-text only, as a
+server would (made once under `--envs`, from the package index; this environment's other
+packages change the figures: Keras imports JAX when it is installed, 0.1 GiB):
 
 - `import`: `import tensorflow, tensorflow_text`, nothing else (the floor of any TF server).
-- `savedmodel`: the SavedModel loaded with only TensorFlow and tensorflow-text; peak
-  resident memory after loading, after the first greedy translation of one sentence, and
-  after greedy and beam 4 on batches of 64 dev sentences; seconds from the process start.
-- `cli`: `keras-seq2seq translate --model M "Je suis étudiant."`, wall time of the command: as
-  it runs by default (eagerly, from the export's Keras model; the median of 3 runs), and with
-  `--engine compiled` (the SavedModel's XLA functions), first with no program kept, then with
-  the programs the command kept from that run (in a temporary `KERAS_SEQ2SEQ_CACHE`).
-- `--lean DIR`: the `savedmodel` case again in an environment of `tensorflow-cpu` and
-  tensorflow-text only (TensorFlow's CPU build: its import maps no CUDA library; made at DIR).
+- `savedmodel`: `tf.saved_model.load`; peak resident memory after loading, after the first
+  greedy translation of one sentence, and after greedy and beam 4 on batches of 64 dev
+  sentences; seconds from the process start.
+- `session`: the same steps through a `tf.compat.v1` session and the SavedModel's saver, the
+  way TensorFlow Serving's C++ loader reads it (one graph; no Python function objects).
+- `tensorflow-cpu`: the `savedmodel` case with TensorFlow's CPU build (it maps no CUDA library).
+- `cli`: `keras-seq2seq translate --model M "Je suis étudiant."` in this environment, wall time of
+  the command: as it runs by default (eagerly, from the export's Keras model; the median of 3
+  runs), and with `--engine compiled` (the SavedModel's XLA functions), first with no program
+  kept, then with the programs the command kept from that run (in a temporary
+  `KERAS_SEQ2SEQ_CACHE`).
 - `ct2`: the same weights in CTranslate2 (int8, converted by `export --format ctranslate2`),
   the same steps.
 - throughput: all `dev.txt` sentences in batches of 64 in file order, greedy and beam 4,
@@ -42,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SENTENCE = "Je suis étudiant."
 SHIPPED = ("fr-en-small", "fr-en-small-int8")
 
-CASE = r'''
+CASE = r"""
 import json, os, resource, sys, time
 started, kind, model, dev = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 throughput = sys.argv[5] == "1"
@@ -52,18 +57,25 @@ def now(): return time.time() - started
 marks = {}
 sources = [line.split("\t")[1] for line in open(dev, encoding="utf-8") if line.count("\t") >= 1]
 batches = [sources[i:i + 64] for i in range(0, len(sources), 64)]
-if kind in ("import", "savedmodel"):
+SIGNATURES = {"greedy": "serving_default", "beam": "beam_search"}
+if kind in ("import", "savedmodel", "session"):
     import tensorflow as tf, tensorflow_text
     marks["import"] = (now(), rss())
     if kind == "savedmodel":
-        loaded = tf.saved_model.load(model)
-        greedy, beam = loaded.signatures["serving_default"], loaded.signatures["beam_search"]
-        marks["load"] = (now(), rss())
-        first = greedy(text=tf.constant(["Je suis étudiant."]))["translation"].numpy()[0].decode()
-        marks["first translation"] = (now(), rss())
-        greedy(text=tf.constant(batches[0])); marks["greedy, 64 sentences"] = (now(), rss())
-        beam(text=tf.constant(batches[0])); marks["beam 4, 64 sentences"] = (now(), rss())
-        call = lambda batch, search: (greedy if search == "greedy" else beam)(text=tf.constant(batch))
+        signatures = tf.saved_model.load(model).signatures
+        def call(batch, search):
+            outputs = signatures[SIGNATURES[search]](text=tf.constant(batch))
+            return [t.decode() for t in outputs["translation"].numpy()]
+    elif kind == "session":  # TensorFlow Serving's way: one graph, variables restored by the saver
+        tf.compat.v1.disable_eager_execution()
+        session = tf.compat.v1.Session()
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], model)
+        tensors = {search: (meta_graph.signature_def[name].inputs["text"].name,
+                            meta_graph.signature_def[name].outputs["translation"].name)
+                   for search, name in SIGNATURES.items()}
+        def call(batch, search):
+            text, translation = tensors[search]
+            return [t.decode() for t in session.run(translation, {text: batch})]
 elif kind == "paired":  # several SavedModels in this process, every batch run by each in turn
     import tensorflow as tf, tensorflow_text
     loaded = [tf.saved_model.load(path) for path in model.split(os.pathsep)]
@@ -86,13 +98,15 @@ else:
     translator = ctranslate2.Translator(model, device="cpu", compute_type="int8", intra_threads=os.cpu_count())
     source_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "source.spm.model"))
     target_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "target.spm.model"))
-    marks["load"] = (now(), rss())
     def call(batch, search):
         # Within the model's 128 positions, as the SavedModel truncates (one dev source is longer).
         pieces = [source_sp.encode(text, out_type=str)[:126] for text in batch]
         results = translator.translate_batch(pieces, beam_size=1 if search == "greedy" else 4, max_batch_size=64,
                                              max_decoding_length=126)
         return [target_sp.decode(result.hypotheses[0]) for result in results]
+first = None
+if kind != "import":
+    marks["load"] = (now(), rss())
     first = call(["Je suis étudiant."], "greedy")[0]
     marks["first translation"] = (now(), rss())
     call(batches[0], "greedy"); marks["greedy, 64 sentences"] = (now(), rss())
@@ -104,8 +118,8 @@ if throughput and kind != "import":
         for batch in batches:
             call(batch, search)
         rates[search] = len(sources) / (time.perf_counter() - begin)
-print(json.dumps({"marks": marks, "rates": rates, "first": locals().get("first")}))
-'''
+print(json.dumps({"marks": marks, "rates": rates, "first": first}))
+"""
 
 
 def run_case(kind, model, dev, throughput, python=sys.executable):
@@ -153,10 +167,10 @@ def ct2_model(model, directory):
     return directory
 
 
-def lean_environment(directory):
-    """A virtual environment at `directory` holding only what a SavedModel needs: `tensorflow-cpu`
-    (TensorFlow without its CUDA libraries, which `import tensorflow` maps whether or not a GPU
-    is there) at this environment's TensorFlow version, and tensorflow-text. Its python."""
+def environment(directory, tensorflow):
+    """The python of a virtual environment at `directory` (made if missing) holding only what a
+    SavedModel needs: `tensorflow` ("tensorflow", or "tensorflow-cpu": its CPU build, which maps
+    no CUDA library) at this environment's TensorFlow version, and tensorflow-text."""
     from importlib.metadata import version
 
     directory = Path(directory)
@@ -164,7 +178,7 @@ def lean_environment(directory):
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
         pip = [str(python), "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, f"tensorflow-cpu=={version('tensorflow')}"], check=True)
+        subprocess.run([*pip, f"{tensorflow}=={version('tensorflow')}"], check=True)
         # tensorflow-text asks for `tensorflow`, which tensorflow-cpu is.
         subprocess.run([*pip, "--no-deps", f"tensorflow-text=={version('tensorflow-text')}"], check=True)
     return python
@@ -177,9 +191,9 @@ def main():
     parser.add_argument("--dev", help="dev.txt (default: the default corpus's)")
     parser.add_argument("--ct2", help="a CTranslate2 conversion (default: the first model's, converted now, int8)")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--lean", metavar="DIR",
-                        help="also load each SavedModel in an environment of tensorflow-cpu and tensorflow-text only "
-                             "(made at DIR if missing): its columns are marked 'tensorflow-cpu'")
+    parser.add_argument("--envs", metavar="DIR", default=str(Path.home() / ".cache" / "keras_seq2seq" / "serving-envs"),
+                        help="where the environments of tensorflow and tensorflow-text only are made, once "
+                             "(default: %(default)s)")
     args = parser.parse_args()
     if args.dev is None:  # asked in a child: importing the package here would raise every child's peak RSS
         args.dev = subprocess.run(
@@ -187,27 +201,27 @@ def main():
             capture_output=True, text=True, check=True,
         ).stdout.strip().splitlines()[-1]
     names = [Path(model).name for model in args.models]
+    tensorflow = environment(Path(args.envs) / "tensorflow", "tensorflow")
+    tensorflow_cpu = environment(Path(args.envs) / "tensorflow-cpu", "tensorflow-cpu")
     with tempfile.TemporaryDirectory() as work:
         ct2 = args.ct2 or ct2_model(args.models[0], Path(work) / "ct2")
-        baseline = run_case("import", args.models[0], args.dev, False)
-        results = {name: run_case("savedmodel", model, args.dev, not args.skip_throughput)
-                   for name, model in zip(names, args.models)}
-        if args.lean:
-            lean = lean_environment(args.lean)
-            lean_baseline = run_case("import", args.models[0], args.dev, False, python=lean)
-            for name, model in zip(names, args.models):
-                results[f"{name}, tensorflow-cpu"] = run_case("savedmodel", model, args.dev, False, python=lean)
+        baseline = run_case("import", args.models[0], args.dev, False, python=tensorflow)
+        cpu_baseline = run_case("import", args.models[0], args.dev, False, python=tensorflow_cpu)
+        results = {}
+        for name, model in zip(names, args.models):
+            results[name] = run_case("savedmodel", model, args.dev, not args.skip_throughput, python=tensorflow)
+            results[f"{name}, session"] = run_case("session", model, args.dev, False, python=tensorflow)
+            results[f"{name}, tensorflow-cpu"] = run_case("savedmodel", model, args.dev, False, python=tensorflow_cpu)
         results["CTranslate2 int8"] = run_case("ct2", ct2, args.dev, not args.skip_throughput)
         cli = {name: cli_cases(model, work) for name, model in zip(names, args.models)}
         paired = []
         if not args.skip_throughput and len(args.models) > 1:
-            paired = [run_case("paired", os.pathsep.join(args.models), args.dev, True)["paired"] for _ in range(2)]
+            paired = [run_case("paired", os.pathsep.join(args.models), args.dev, True, python=tensorflow)["paired"]
+                      for _ in range(2)]
 
-    seconds, memory = baseline["marks"]["import"]
-    print(f"`import tensorflow, tensorflow_text` alone: {seconds:.1f} s, {memory:.2f} GiB peak RSS")
-    if args.lean:
-        seconds, memory = lean_baseline["marks"]["import"]
-        print(f"the same with tensorflow-cpu: {seconds:.1f} s, {memory:.2f} GiB peak RSS")
+    for label, case in (("tensorflow", baseline), ("tensorflow-cpu", cpu_baseline)):
+        seconds, memory = case["marks"]["import"]
+        print(f"`import tensorflow, tensorflow_text` alone ({label}): {seconds:.1f} s, {memory:.2f} GiB peak RSS")
     print()
     for name, model in zip(names, args.models):
         size_mb = sum(f.stat().st_size for f in Path(model).rglob("*") if f.is_file()) / 1e6
