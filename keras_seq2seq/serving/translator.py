@@ -227,7 +227,7 @@ class Translator(tf.Module):
         self.prepared.prepare()
         return StepWeights.from_structure(self.prepared.read(["copies"])["copies"])
 
-    def _on_weights(self, function, sides=("decoder",)):
+    def _on_weights(self, function, sides):
         """`function`, run on the `PreparedWeights` (read once per call, passed to every step):
         the copies, and the dequantized values of the variables of `sides` (of `_variables`)."""
         if self.prepared is None:
@@ -281,9 +281,9 @@ class Translator(tf.Module):
         first.__name__, first_from_ids.__name__, later.__name__ = (
             f"{name}_first_part", f"{name}_first_part_from_ids", f"{name}_later_part"
         )
-        first_part = _traced_once(self._on_weights(first), jit_compile)
+        first_part = _traced_once(self._on_weights(first, ("decoder",)), jit_compile)
         first_part_from_ids = _traced_once(first_from_ids, jit_compile)  # (the functions it calls read the weights)
-        later_part = _traced_once(self._on_weights(later), jit_compile)
+        later_part = _traced_once(self._on_weights(later, ("decoder",)), jit_compile)
         blocks = len(cache_block_sizes(self.max_output_length))
 
         def rest(part, arguments):
