@@ -436,3 +436,21 @@ def test_an_int8_search_reads_the_decoder_values_only(exported, exported_int8):
     (count, resources), (float_count, float_resources) = step_arguments(path), step_arguments(exported[1])
     assert resources == 0 and float_resources >= 30
     assert count == float_count - float_resources + len(sides["decoder"])
+
+
+def test_an_export_whose_saver_would_restore_copies_warns(tiny_run, tmp_path, monkeypatch):
+    """Without `_keras_variables_saved_once` (Keras' own export of its variables), the export warns
+    that TensorFlow Serving would fail; with it, nothing is said."""
+    import contextlib
+    import warnings
+
+    from keras_seq2seq.serving import saved_model
+
+    translator = Translator(*load_run(tiny_run[0], "last"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_translator(translator, tmp_path / "fixed")
+    assert not [w for w in caught if "TensorFlow Serving" in str(w.message)]
+    monkeypatch.setattr(saved_model, "_keras_variables_saved_once", contextlib.nullcontext)
+    with pytest.warns(UserWarning, match=r"holds \d+ variables for \d+ stored values.*TensorFlow Serving"):
+        export_translator(translator, tmp_path / "as_keras_saves")

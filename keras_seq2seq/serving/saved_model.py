@@ -68,6 +68,7 @@ def export_translator(translator, output_dir, extra_files=None):
     options = tf.saved_model.SaveOptions(experimental_sharding_callback=sharding)
     with atomic_directory(output_dir) as staging, _keras_variables_saved_once():
         tf.saved_model.save(holder, str(staging), signatures=signatures, options=options)
+        _warn_if_saver_restores_copies(staging)
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)
         files = {
@@ -118,6 +119,29 @@ def _keras_variables_saved_once():
         yield
     finally:
         Variable._export_to_saved_model_graph = original
+
+
+def _warn_if_saver_restores_copies(path):
+    """Warns when the SavedModel at `path` holds more variables than its checkpoint stores: its saver
+    then restores copies the functions never read (a Keras whose export `_keras_variables_saved_once`
+    no longer adjusts), and TensorFlow Serving would fail at the first call."""
+    import warnings
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    handles = sum(node.op == "VarHandleOp" for node in saved_model.meta_graphs[0].graph_def.node)
+    stored = tf.train.load_checkpoint(str(Path(path) / "variables" / "variables")).get_variable_to_shape_map()
+    values = len([name for name in stored if name != "_CHECKPOINTABLE_OBJECT_GRAPH"])
+    if handles > values:
+        warnings.warn(
+            f"the export's graph holds {handles} variables for {values} stored values: its saver restores "
+            "copies its functions never read, so TensorFlow Serving (and tf.compat.v1 sessions) would fail with "
+            "'Could not find variable'; tf.saved_model.load is not affected (Keras' variable export changed: "
+            "see keras_seq2seq.serving.saved_model._keras_variables_saved_once)",
+            stacklevel=3,
+        )
 
 
 def decoding_settings(path):
