@@ -246,6 +246,8 @@ def _restore_variables(model, checkpoint, dequantize=False):
     (`serving.quantization.dequantize`: per output unit for a Dense kernel, per token for
     embeddings) to the float model's variable of that path.
     """
+    from keras_seq2seq.serving.quantization import dequantize as dequantized
+
     suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
     assigned = set()
     reader = tf.train.load_checkpoint(str(checkpoint))
@@ -257,12 +259,11 @@ def _restore_variables(model, checkpoint, dequantize=False):
         if dequantize and parts[-1] in _SCALES.values():
             continue  # read with its int8 matrix
         value = reader.get_tensor(name)
-        scales = "/".join(["model", *parts[:-1], _SCALES.get(parts[-1], "")]) + suffix
-        if dequantize and parts[-1] in _SCALES and scales in stored:
-            from keras_seq2seq.serving.quantization import dequantize as dequantized
-
-            scale = reader.get_tensor(scales)
-            value = dequantized(value, scale if parts[-1] == "_kernel" else scale[:, None])
+        if dequantize and parts[-1] in _SCALES:
+            scales = "/".join(["model", *parts[:-1], _SCALES[parts[-1]]]) + suffix
+            if scales in stored:
+                scale = reader.get_tensor(scales)
+                value = dequantized(value, scale if parts[-1] == "_kernel" else scale[:, None])
         target = model
         for part in parts:
             target = target[int(part)] if part.isdigit() else getattr(target, part)
