@@ -13,7 +13,7 @@ the weights (its SavedModel stores 1 byte a parameter), and decodes with
 `DequantizedWeights`: each int8 matrix times its scales, in float, fed to the model's layers
 in place of their float variables (`keras.StatelessScope`). The float values are computed
 once per process and kept in memory (`serving.prepared.PreparedWeights`: the SavedModel
-stores them empty, a loaded model computes them in its first call); a step then runs the
+stores them empty and computes them while it loads); a step then runs the
 float computation of the float model, at its speed.
 """
 

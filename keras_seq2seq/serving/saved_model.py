@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_seq2seq.atomic import atomic_directory
 from keras_seq2seq.errors import InputError
+from keras_seq2seq.serving.prepared import LOAD_MARKER
 
 MODEL_CONFIG = "model_config.json"
 DECODING = "decoding.json"  # the beam_search signature's beam size and length penalty
@@ -58,16 +59,20 @@ def export_translator(translator, output_dir, extra_files=None):
     holder.model = translator.quantized_model if translator.quantized_model is not None else translator.model
     holder.source_tokenizer = translator.source_tokenizer
     holder.target_tokenizer = translator.target_tokenizer
-    # Stored empty: a loaded model's first call computes them (`PreparedWeights`), as will this
-    # translator's next call.
+    # Stored empty: a SavedModel computes them when it loads (`PreparedWeights`); this translator's
+    # are computed again once saved.
     holder.prepared = translator.prepared
-    if translator.prepared is not None:
-        translator.prepared.release()
     # Weights in files of at most 40 MB: the shipped model lives in git, where hosts refuse large files.
     sharding = tf.train.experimental.MaxShardSizePolicy(max_shard_size=40 * 2**20)
     options = tf.saved_model.SaveOptions(experimental_sharding_callback=sharding)
     with atomic_directory(output_dir) as staging, _keras_variables_saved_once():
-        tf.saved_model.save(holder, str(staging), signatures=signatures, options=options)
+        if translator.prepared is not None:
+            translator.prepared.release()
+        try:
+            tf.saved_model.save(holder, str(staging), signatures=signatures, options=options)
+        finally:
+            if translator.prepared is not None:
+                translator.prepared.fill()
         _warn_if_saver_restores_copies(staging)
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)
@@ -131,7 +136,10 @@ def _warn_if_saver_restores_copies(path):
 
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
-    handles = sum(node.op == "VarHandleOp" for node in saved_model.meta_graphs[0].graph_def.node)
+    handles = sum(
+        node.op == "VarHandleOp" and node.attr["shared_name"].s.decode() != LOAD_MARKER
+        for node in saved_model.meta_graphs[0].graph_def.node
+    )
     stored = tf.train.load_checkpoint(str(Path(path) / "variables" / "variables")).get_variable_to_shape_map()
     values = len([name for name in stored if name != "_CHECKPOINTABLE_OBJECT_GRAPH"])
     if handles > values:

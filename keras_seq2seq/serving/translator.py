@@ -126,8 +126,8 @@ class Translator(tf.Module):
     Translator is built: after changing the model's weights, build a new Translator
     (or pass `step_copies=False`). Otherwise the searches run the model's own layers
     (`DecodingStep`). The copies, like an int8 model's float values, are
-    `PreparedWeights`: an export stores one-element placeholders, and a loaded SavedModel
-    computes them in its first call (the float export is the size of the model's weights).
+    `PreparedWeights`: an export stores one-element placeholders, and a SavedModel computes
+    them while it loads (the float export is the size of the model's weights).
 
     Args:
         model: a trained `Seq2SeqTransformer`.
@@ -183,7 +183,7 @@ class Translator(tf.Module):
         self.suppress_end = force_output_length is not None
         step_copies = jit_compile and step_copies
         # What the searches read besides the stored weights (`PreparedWeights`: computed now,
-        # stored empty by an export, computed again by a loaded model's first call).
+        # stored empty by an export, computed again when the SavedModel loads).
         self.prepared = None
         if step_copies or self._dequantized is not None:
             self.prepared = PreparedWeights(functools.partial(self._prepare, step_copies))
@@ -224,7 +224,6 @@ class Translator(tf.Module):
         """The `StepWeights` the decoding steps read (eagerly: their current values), or None without them."""
         if self.prepared is None or not isinstance(self._step.step, XlaCpuStep):
             return None
-        self.prepared.prepare()
         return StepWeights.from_structure(self.prepared.read(["copies"])["copies"])
 
     def _on_weights(self, function, sides):
@@ -350,9 +349,6 @@ class Translator(tf.Module):
         """
         source_ids = self.source_ids(text)
         bucketed = _bucketed_batch(source_ids)
-        if self.prepared is not None:  # a loaded model's first call computes them
-            with tf.control_dependencies([self.prepared.prepare()]):
-                bucketed = tf.identity(bucketed)
 
         def from_tokens():
             key_values = self._encode_tokens(bucketed, token_positions(bucketed, bucketed=True))
