@@ -433,28 +433,32 @@ def test_exporting_leaves_keras_variables_as_they_were():
     assert Variable._export_to_saved_model_graph is original
 
 
-def test_an_int8_search_reads_the_decoder_values_only(exported, exported_int8):
-    """An int8 Translator's searches read the dequantized values of the decoder's variables, not the
-    encoder's (each value read is nodes in every function that reads it, held in memory once per
-    function by a loaded SavedModel): its decoder step takes the float one's arguments, one value
-    per decoder variable in place of the variables the float step reads (the resources it captures)."""
+def test_each_int8_function_reads_the_dequantized_values_of_the_variables_the_float_one_reads(exported, exported_int8):
+    """Each value an int8 function reads is nodes in its graph (held in memory once per function by
+    a loaded SavedModel) and an argument of its every call: the encoder functions read the encoder's
+    values and the cross-attention's key and value projections, as many as the variables the float
+    ones capture; the searches' decoder step takes the float one's arguments, one value per variable
+    the float step reads in place of those variables."""
     translator, path = exported_int8
     sides = translator._variables
     assert len(sides["encoder"]) >= 20 and len(sides["decoder"]) >= 30
     assert {id(v) for v in sides["decoder"]} <= {id(v) for v in translator.model.decoder.weights}
     from tensorflow.core.protobuf import saved_model_pb2
 
-    def step_arguments(path):
+    def arguments(path, name):
         saved_model = saved_model_pb2.SavedModel()
         saved_model.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
-        (step,) = [f for f in saved_model.meta_graphs[0].graph_def.library.function
-                   if f.signature.name.removeprefix("__inference_").rsplit("_", 1)[0] == "decoder_step"]
-        arguments = step.signature.input_arg
+        (function,) = [f for f in saved_model.meta_graphs[0].graph_def.library.function
+                       if f.signature.name.removeprefix("__inference_").rsplit("_", 1)[0] == name]
+        arguments = function.signature.input_arg
         return len(arguments), sum(argument.type == tf.resource.as_datatype_enum for argument in arguments)
 
-    (count, resources), (float_count, float_resources) = step_arguments(path), step_arguments(exported[1])
-    assert resources == 0 and float_resources >= 30
+    (count, resources), (float_count, float_resources) = (arguments(p, "decoder_step") for p in (path, exported[1]))
+    assert resources == 0 and float_resources == len(sides["decoder"])
     assert count == float_count - float_resources + len(sides["decoder"])
+    for name in ("_encode", "_encode_padded"):  # (they read their variables: resources)
+        assert arguments(path, name) == arguments(exported[1], name)
+        assert arguments(path, name)[1] == len(sides["encoder"])
 
 
 def test_an_export_whose_saver_would_restore_copies_warns(tiny_run, tmp_path, monkeypatch):

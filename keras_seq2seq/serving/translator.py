@@ -168,11 +168,15 @@ class Translator(tf.Module):
                 self.quantized_model = quantize_model(model, quantize)
             self._dequantized = DequantizedWeights(model, self.quantized_model)
         self.model = model
-        # The dequantized variables each function reads: the searches' steps read the decoder's
-        # only, the encoder functions both sides' (the cross-attention's keys and values).
+        # The dequantized variables each function reads: the encoder functions the encoder's and the
+        # cross-attention's key and value projections (they compute the keys and values once), the
+        # searches' steps the rest of the decoder's. A loaded function's call passes every variable it
+        # reads, and its graph holds three nodes for each (`PreparedWeights.read`): each reads its own.
         self._variables = {"encoder": [], "decoder": []}
         if self._dequantized is not None:
-            decoder = {id(variable) for variable in model.decoder.weights}
+            projections = [block.cross_attention._key_value_dense for block in model.decoder.blocks]
+            cross = {id(variable) for layer in projections for variable in layer.weights}
+            decoder = {id(variable) for variable in model.decoder.weights} - cross
             for variable in self._dequantized.variables:
                 self._variables["decoder" if id(variable) in decoder else "encoder"].append(variable)
         self.source_tokenizer = source_tokenizer
@@ -182,6 +186,7 @@ class Translator(tf.Module):
         self.max_output_length = force_output_length or model.config.max_length - 1
         self.suppress_end = force_output_length is not None
         step_copies = jit_compile and step_copies
+        self._has_copies = step_copies
         # What the searches read besides the stored weights (`PreparedWeights`: computed now,
         # stored empty by an export, computed again when the SavedModel loads).
         self.prepared = None
@@ -190,7 +195,7 @@ class Translator(tf.Module):
         # One decoder-step function for every loop of every search (`SharedStep`).
         self._step = SharedStep(XlaCpuStep(model, None) if step_copies else DecodingStep(model))
         compile_ = lambda function, signature: tf.function(
-            self._on_weights(function, ("encoder", "decoder")), input_signature=signature, jit_compile=jit_compile,
+            self._on_weights(function, "encoder"), input_signature=signature, jit_compile=jit_compile,
             reduce_retracing=False,
         )
         self._encode_tokens = compile_(self._encode, [_IDS, _POSITIONS])
@@ -226,18 +231,19 @@ class Translator(tf.Module):
             return None
         return StepWeights.from_structure(self.prepared.read(["copies"])["copies"])
 
-    def _on_weights(self, function, sides):
-        """`function`, run on the `PreparedWeights` (read once per call, passed to every step):
-        the copies, and the dequantized values of the variables of `sides` (of `_variables`)."""
-        if self.prepared is None:
+    def _on_weights(self, function, side):
+        """`function`, run on the `PreparedWeights` it needs (read once per call, passed to every step):
+        the dequantized values of `side`'s variables (of `_variables`), and for the "decoder" side (the
+        searches) the step copies."""
+        keys = [side] + (["copies"] if side == "decoder" and self._has_copies else [])
+        if self.prepared is None or not (self._variables[side] or "copies" in keys):
             return function
-        variables = sum((self._variables[side] for side in sides), [])
+        variables = self._variables[side]
 
         def run(*arguments):
-            prepared = self.prepared.read([*sides, "copies"])
-            values, copies = sum((prepared[side] for side in sides), []), prepared["copies"]
-            copies = None if copies is None else StepWeights.from_structure(copies)
-            with self._weights_scope(variables, values), self._step.bound(variables, values, copies):
+            prepared = self.prepared.read(keys)
+            copies = StepWeights.from_structure(prepared["copies"]) if "copies" in keys else None
+            with self._weights_scope(variables, prepared[side]), self._step.bound(variables, prepared[side], copies):
                 return function(*arguments)
 
         return functools.wraps(function)(run)
@@ -280,9 +286,9 @@ class Translator(tf.Module):
         first.__name__, first_from_ids.__name__, later.__name__ = (
             f"{name}_first_part", f"{name}_first_part_from_ids", f"{name}_later_part"
         )
-        first_part = _traced_once(self._on_weights(first, ("decoder",)), jit_compile)
+        first_part = _traced_once(self._on_weights(first, "decoder"), jit_compile)
         first_part_from_ids = _traced_once(first_from_ids, jit_compile)  # (the functions it calls read the weights)
-        later_part = _traced_once(self._on_weights(later, ("decoder",)), jit_compile)
+        later_part = _traced_once(self._on_weights(later, "decoder"), jit_compile)
         blocks = len(cache_block_sizes(self.max_output_length))
 
         def rest(part, arguments):
