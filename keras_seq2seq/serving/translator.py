@@ -186,7 +186,6 @@ class Translator(tf.Module):
         self.max_output_length = force_output_length or model.config.max_length - 1
         self.suppress_end = force_output_length is not None
         step_copies = jit_compile and step_copies
-        self._has_copies = step_copies
         # What the searches read besides the stored weights (`PreparedWeights`: computed now,
         # stored empty by an export, computed again when the SavedModel loads).
         self.prepared = None
@@ -235,7 +234,7 @@ class Translator(tf.Module):
         """`function`, run on the `PreparedWeights` it needs (read once per call, passed to every step):
         the dequantized values of `side`'s variables (of `_variables`), and for the "decoder" side (the
         searches) the step copies."""
-        keys = [side] + (["copies"] if side == "decoder" and self._has_copies else [])
+        keys = [side] + (["copies"] if side == "decoder" and isinstance(self._step.step, XlaCpuStep) else [])
         if self.prepared is None or not (self._variables[side] or "copies" in keys):
             return function
         variables = self._variables[side]
