@@ -392,6 +392,22 @@ print(json.dumps(results))
 """
 
 
+def test_an_exports_functions_are_stored_in_fewer_nodes(exported, exported_int8):
+    """The export stores its functions simplified (`serving.graph_pass`): no node left that an earlier one
+    of its function computes the same as, no pass-through identity, no shape check of a prepared value."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from keras_seq2seq.serving.graph_pass import simplify_functions
+
+    for _, path in (exported, exported_int8):
+        saved_model = saved_model_pb2.SavedModel()
+        saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+        library = saved_model.meta_graphs[0].graph_def.library
+        before, after = simplify_functions(library)
+        assert before == after
+        assert not [node.name for f in library.function for node in f.node_def if node.op == "EnsureShape"]
+
+
 @pytest.mark.parametrize("export", ["exported", "exported_int8"])
 def test_an_export_runs_restored_by_its_saver_as_tensorflow_serving_loads_it(export, request, tiny_run):
     """TensorFlow Serving (and `tf.compat.v1` sessions, `saved_model_cli run`) restore a SavedModel's

@@ -67,8 +67,9 @@ class PreparedWeights(tf.Module):
         """The values, in `compute`'s structure, with their shapes.
 
         `keys`: only these entries of a dict structure are read (the others are None). Each value
-        read is three nodes of the reading function's graph, which a loaded SavedModel holds in
-        memory once per function that calls it: a function reads what it uses.
+        read is a node of the reading function's graph (the read; its shape is static only), which
+        a loaded SavedModel holds in memory once per function that calls it: a function reads what
+        it uses.
         """
         if keys is not None and not isinstance(self._structure, dict):
             raise ValueError(f"read(keys={keys!r}) needs a dict structure, not a {type(self._structure).__name__}")
@@ -81,7 +82,7 @@ class PreparedWeights(tf.Module):
         leaves = []
         for spec, read in zip(self._specs, wanted, strict=True):
             variable = None if spec is None else next(variables)
-            leaves.append(tf.ensure_shape(variable.read_value(), spec.shape) if read and variable is not None else None)
+            leaves.append(_read(variable, spec.shape) if read and variable is not None else None)
         return tf.nest.pack_sequence_as(self._structure, leaves)
 
     def release(self):
@@ -91,6 +92,14 @@ class PreparedWeights(tf.Module):
         for variable, spec in zip(self.values, [spec for spec in self._specs if spec is not None]):
             # One element, not none: the sharded checkpoint writer skips empty tensors.
             variable.assign(tf.zeros([1], spec.dtype))
+
+
+def _read(variable, shape):
+    """The variable's value with its static `shape`: in a graph, a shape the trace knows (no
+    `tf.ensure_shape` node: filled, the value has it); eagerly, checked."""
+    value = variable.read_value()
+    value.set_shape(shape)
+    return value
 
 
 class _FilledAtLoad(tf.saved_model.experimental.TrackableResource):

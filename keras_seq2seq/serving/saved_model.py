@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_seq2seq.atomic import atomic_directory
 from keras_seq2seq.errors import InputError
+from keras_seq2seq.serving.graph_pass import simplify_saved_model
 from keras_seq2seq.serving.prepared import LOAD_MARKER
 
 MODEL_CONFIG = "model_config.json"
@@ -73,6 +74,8 @@ def export_translator(translator, output_dir, extra_files=None):
         finally:
             if translator.prepared is not None:
                 translator.prepared.fill()
+        # The same functions in fewer nodes: what loading them costs (`graph_pass`).
+        simplify_saved_model(staging)
         _warn_if_saver_restores_copies(staging)
         extra = staging / "assets.extra"
         extra.mkdir(exist_ok=True)

@@ -171,7 +171,7 @@ class Translator(tf.Module):
         # The dequantized variables each function reads: the encoder functions the encoder's and the
         # cross-attention's key and value projections (they compute the keys and values once), the
         # searches' steps the rest of the decoder's. A loaded function's call passes every variable it
-        # reads, and its graph holds three nodes for each (`PreparedWeights.read`): each reads its own.
+        # reads, and its graph holds a read of each (`PreparedWeights.read`): each reads its own.
         self._variables = {"encoder": [], "decoder": []}
         if self._dequantized is not None:
             projections = [block.cross_attention._key_value_dense for block in model.decoder.blocks]
