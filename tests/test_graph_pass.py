@@ -101,6 +101,22 @@ def test_simplifying_twice_removes_nothing_more_and_the_fingerprint_follows_the_
     assert fingerprint(simplified).saved_model_checksum != fingerprint(plain).saved_model_checksum
 
 
+def test_a_function_with_tensorflow_1_loops_is_left_as_traced():
+    """Its graph has frames and cycles (`Merge` <- `NextIteration`), which the pass does not follow."""
+    from tensorflow.core.framework import function_pb2
+
+    library = function_pb2.FunctionDefLibrary()
+    function = library.function.add()
+    function.signature.name = "v1_loop"
+    for name in ("one", "same_one"):
+        node = function.node_def.add(name=name, op="Const")
+        node.attr["dtype"].type = tf.int32.as_datatype_enum
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(1))
+    function.node_def.add(name="merge", op="Merge", input=["one:output:0", "next:output:0"])
+    function.node_def.add(name="next", op="NextIteration", input=["merge:output:0"])
+    assert simplify_functions(library) == (4, 4)
+
+
 @pytest.mark.parametrize("name", ["fr-en-small", "fr-en-small-int8"])
 def test_the_shipped_exports_are_simplified(name):
     """A shipped export written without the pass would load 0.05-0.09 GiB heavier (benchmarks/README.md)."""

@@ -17,8 +17,10 @@ equal an earlier node's is replaced by that node, and an `Identity` that only pa
 tensor on (on the device it comes from) by its input. Stateful ops (variable reads and
 writes, random ops, function calls, any op TensorFlow's registry calls stateful or does not
 know) and nodes with control inputs are kept as they are, as are the nodes that give the
-function's outputs. The shipped models: float 9,900 -> 5,767 nodes, int8 12,130 -> 7,271,
-every translation and score the same (benchmarks/README.md).
+function's outputs; a function with TensorFlow 1 control flow (a loop's frames and cycles)
+is left as traced. The shipped models (with `PreparedWeights.read`'s reads of one node):
+float 9,900 -> 5,527 nodes, int8 12,130 -> 6,597, every translation and score the same
+(benchmarks/README.md).
 """
 
 from pathlib import Path
@@ -26,6 +28,9 @@ from pathlib import Path
 # What a node may carry besides its computation: its static shapes, as a trace knew them.
 _SHAPES = "_output_shapes"
 _IDENTITY_ATTRIBUTES = {"T", _SHAPES}
+# TensorFlow 1 control flow: frames, and cycles through NextIteration (tf.function traces none).
+_FRAMES = {"Enter", "RefEnter", "Exit", "RefExit", "NextIteration", "RefNextIteration", "Merge", "RefMerge",
+           "Switch", "RefSwitch", "LoopCond"}
 
 
 def simplify_functions(library):
@@ -112,6 +117,8 @@ def _topological_order(nodes):
 
 def _simplify(function, function_names):
     nodes = list(function.node_def)
+    if any(node.op in _FRAMES for node in nodes):
+        return
     kept_names = set(function.control_ret.values()) | {_split(value)[1] for value in function.ret.values()}
     controlled = set()
     for node in nodes:
@@ -126,9 +133,9 @@ def _simplify(function, function_names):
     forwarded = {}  # an Identity's name -> its input (a reference)
 
     def rewrite(reference):
-        control, source = _split(reference)
-        if source in forwarded:
-            return "^" + _split(forwarded[source])[1] if control else forwarded[source]
+        source = _split(reference)[1]
+        if source in forwarded:  # (an identity is forwarded only if no node waits for it)
+            return forwarded[source]
         if source in merged_into:
             return reference.replace(source, merged_into[source], 1)
         return reference
