@@ -25,6 +25,8 @@ float 9,900 -> 5,527 nodes, int8 12,130 -> 6,597, every translation and score th
 
 from pathlib import Path
 
+from tensorflow.python.framework import op_def_registry
+
 # What a node may carry besides its computation: its static shapes, as a trace knew them.
 _SHAPES = "_output_shapes"
 _IDENTITY_ATTRIBUTES = {"T", _SHAPES}
@@ -80,8 +82,6 @@ def _split(reference):
 
 def _is_pure(node, function_names):
     """Whether `node` computes a value of its inputs and attributes only (two equal ones compute equal values)."""
-    from tensorflow.python.framework import op_def_registry
-
     if node.op in function_names:
         return False
     op_def = op_def_registry.get(node.op)
@@ -141,7 +141,6 @@ def _simplify(function, function_names):
         return reference
 
     seen = {}
-    removed = set()
     for node in _topological_order(nodes):
         inputs = []
         for reference in map(rewrite, node.input):
@@ -160,7 +159,6 @@ def _simplify(function, function_names):
             and node.name not in controlled
         ):
             forwarded[node.name] = node.input[0]
-            removed.add(node.name)
             continue
         if any(reference.startswith("^") for reference in node.input) or not _is_pure(node, function_names):
             continue
@@ -170,11 +168,10 @@ def _simplify(function, function_names):
         key = (node.op, tuple(node.input), tuple(attributes), node.device)
         if key in seen:
             merged_into[node.name] = seen[key]
-            removed.add(node.name)
         else:
             seen[key] = node.name
     for key, value in list(function.ret.items()):
         function.ret[key] = rewrite(value)
-    survivors = [node for node in nodes if node.name not in removed]
+    survivors = [node for node in nodes if node.name not in forwarded and node.name not in merged_into]
     del function.node_def[:]
     function.node_def.extend(survivors)
