@@ -12,7 +12,9 @@ packages change the figures: Keras imports JAX when it is installed, 0.1 GiB):
 - `import`: `import tensorflow, tensorflow_text`, nothing else (the floor of any TF server).
 - `savedmodel`: `tf.saved_model.load`; peak resident memory after loading, after the first
   greedy translation of one sentence, and after greedy and beam 4 on batches of 64 dev
-  sentences; seconds from the process start.
+  sentences, then after 8 threads at once each run greedy and beam 4 on batches of 1 to 64
+  sentences (as a server sees them: new batch sizes compile while others translate); seconds
+  from the process start.
 - `session`: the same steps through a `tf.compat.v1` session and the SavedModel's saver, the
   way TensorFlow Serving's C++ loader reads it (one graph; no Python function objects).
 - `tensorflow-cpu`: the `savedmodel` case with TensorFlow's CPU build (it maps no CUDA library).
@@ -113,6 +115,24 @@ if kind != "import":
     marks["first translation"] = (now(), rss())
     call(batches[0], "greedy"); marks["greedy, 64 sentences"] = (now(), rss())
     call(batches[0], "beam"); marks["beam 4, 64 sentences"] = (now(), rss())
+    # A server's load: 8 threads at once, each through the batch sizes 1, 2, 4, ... 64 (starting at a
+    # different one), greedy and beam 4 in turn; new sizes compile while other threads translate.
+    import threading
+    sizes = [1, 2, 4, 8, 16, 32, 64]
+    errors = []
+    def serve(thread):
+        try:
+            for turn in range(len(sizes)):
+                size = sizes[(thread + turn) % len(sizes)]
+                start = (thread * 7 + turn * 64) % (len(sources) - size)
+                call(sources[start:start + size], "greedy" if (thread + turn) % 2 == 0 else "beam")
+        except Exception as error:  # reported, not swallowed: the case fails
+            errors.append(repr(error))
+    workers = [threading.Thread(target=serve, args=(thread,)) for thread in range(8)]
+    for worker in workers: worker.start()
+    for worker in workers: worker.join()
+    if errors: raise RuntimeError(errors[0])
+    marks["8 threads, greedy and beam 4, batches of 1 to 64"] = (now(), rss())
 rates = {}
 if throughput and kind != "import":
     for search in ("greedy", "beam"):
