@@ -26,7 +26,8 @@ packages change the figures: Keras imports JAX when it is installed, 0.1 GiB):
 - `ct2`: the same weights in CTranslate2 (int8, converted by `export --format ctranslate2`),
   the same steps.
 - throughput: all `dev.txt` sentences in batches of 64 in file order, greedy and beam 4,
-  sentences per second, for the SavedModel and CTranslate2 int8 (each in its own process).
+  sentences per second, for the SavedModel and CTranslate2 int8 (each in the process of its
+  `savedmodel` / `ct2` case, after that case's steps: the programs those compiled are reused).
 - paired (two models or more): the same passes, twice (the first compiles each batch shape's
   programs, the second runs them), with every model loaded in one process, each batch run by
   each model in turn (the order reversed every other batch), in two processes: their ratios,
