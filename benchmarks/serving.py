@@ -118,21 +118,15 @@ if kind != "import":
     call(batches[0], "beam"); marks["beam 4, 64 sentences"] = (now(), rss())
     # A server's load: 8 threads at once, each through the batch sizes 1, 2, 4, ... 64 (starting at a
     # different one), greedy and beam 4 in turn; new sizes compile while other threads translate.
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
     sizes = [1, 2, 4, 8, 16, 32, 64]
-    errors = []
     def serve(thread):
-        try:
-            for turn in range(len(sizes)):
-                size = sizes[(thread + turn) % len(sizes)]
-                start = (thread * 7 + turn * 64) % (len(sources) - size)
-                call(sources[start:start + size], "greedy" if (thread + turn) % 2 == 0 else "beam")
-        except Exception as error:  # reported, not swallowed: the case fails
-            errors.append(repr(error))
-    workers = [threading.Thread(target=serve, args=(thread,)) for thread in range(8)]
-    for worker in workers: worker.start()
-    for worker in workers: worker.join()
-    if errors: raise RuntimeError(errors[0])
+        for turn in range(len(sizes)):
+            size = sizes[(thread + turn) % len(sizes)]
+            start = (thread * 7 + turn * 64) % (len(sources) - size)
+            call(sources[start:start + size], "greedy" if (thread + turn) % 2 == 0 else "beam")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(serve, range(8)))  # (re-raises a thread's error: the case fails)
     marks["8 threads, greedy and beam 4, batches of 1 to 64"] = (now(), rss())
 rates = {}
 if throughput and kind != "import":
