@@ -35,7 +35,9 @@ packages change the figures: Keras imports JAX when it is installed, 0.1 GiB):
   between processes here (XLA's programs, the shared host), more than float and int8 differ.
 
 Peak resident memory is `ru_maxrss` of the measuring process (Linux keeps it across exec,
-so this script itself imports neither TensorFlow nor the package).
+so this script itself imports neither TensorFlow nor the package). Beside it, each step's
+`RssAnon`: what the process allocated itself, without the file pages of the libraries it ran
+(which a container's memory limit drops and reads again: `container.py` runs the case under one).
 """
 
 import argparse
@@ -50,21 +52,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCE = "Je suis étudiant."
 SHIPPED = ("fr-en-small", "fr-en-small-int8")
+DEFAULT_ENVS = str(Path.home() / ".cache" / "keras_seq2seq" / "serving-envs")
 
 CASE = r"""
 import json, os, resource, sys, time
 started, kind, model, dev = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-throughput = sys.argv[5] == "1"
+throughput, threads = sys.argv[5] == "1", sys.argv[6:] != ["no-threads"]
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 def now(): return time.time() - started
-marks = {}
+def anonymous():  # what the process allocated itself, resident (not the libraries' file pages)
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon")) / 2**20
+class Marks(dict):  # step -> (seconds from the start, peak GiB, anonymous GiB), each also printed when set
+    def __setitem__(self, step, mark):
+        super().__setitem__(step, mark)
+        print(json.dumps({"mark": [step, *mark]}), flush=True)
+marks = Marks()
 sources = [line.split("\t")[1] for line in open(dev, encoding="utf-8") if line.count("\t") >= 1]
 batches = [sources[i:i + 64] for i in range(0, len(sources), 64)]
 SIGNATURES = {"greedy": "serving_default", "beam": "beam_search"}
 if kind in ("import", "savedmodel", "session"):
     import tensorflow as tf, tensorflow_text
-    marks["import"] = (now(), rss())
+    marks["import"] = (now(), rss(), anonymous())
     if kind == "savedmodel":
         signatures = tf.saved_model.load(model).signatures
         def call(batch, search):
@@ -99,7 +108,7 @@ elif kind == "paired":  # several SavedModels in this process, every batch run b
     sys.exit(0)
 else:
     import ctranslate2, sentencepiece
-    marks["import"] = (now(), rss())
+    marks["import"] = (now(), rss(), anonymous())
     translator = ctranslate2.Translator(model, device="cpu", compute_type="int8", intra_threads=os.cpu_count())
     source_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "source.spm.model"))
     target_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "target.spm.model"))
@@ -111,11 +120,11 @@ else:
         return [target_sp.decode(result.hypotheses[0]) for result in results]
 first = None
 if kind != "import":
-    marks["load"] = (now(), rss())
+    marks["load"] = (now(), rss(), anonymous())
     first = call(["Je suis étudiant."], "greedy")[0]
-    marks["first translation"] = (now(), rss())
-    call(batches[0], "greedy"); marks["greedy, 64 sentences"] = (now(), rss())
-    call(batches[0], "beam"); marks["beam 4, 64 sentences"] = (now(), rss())
+    marks["first translation"] = (now(), rss(), anonymous())
+    call(batches[0], "greedy"); marks["greedy, 64 sentences"] = (now(), rss(), anonymous())
+    call(batches[0], "beam"); marks["beam 4, 64 sentences"] = (now(), rss(), anonymous())
     # A server's load: 8 threads at once, each through the batch sizes 1, 2, 4, ... 64 (starting at a
     # different one), greedy and beam 4 in turn; new sizes compile while other threads translate.
     from concurrent.futures import ThreadPoolExecutor
@@ -125,9 +134,10 @@ if kind != "import":
             size = sizes[(thread + turn) % len(sizes)]
             start = (thread * 7 + turn * 64) % (len(sources) - size)
             call(sources[start:start + size], "greedy" if (thread + turn) % 2 == 0 else "beam")
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(serve, range(8)))  # (re-raises a thread's error: the case fails)
-    marks["8 threads, greedy and beam 4, batches of 1 to 64"] = (now(), rss())
+    if threads:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(serve, range(8)))  # (re-raises a thread's error: the case fails)
+        marks["8 threads, greedy and beam 4, batches of 1 to 64"] = (now(), rss(), anonymous())
 rates = {}
 if throughput and kind != "import":
     for search in ("greedy", "beam"):
@@ -135,6 +145,8 @@ if throughput and kind != "import":
         for batch in batches:
             call(batch, search)
         rates[search] = len(sources) / (time.perf_counter() - begin)
+        print(json.dumps({"rate": [search, rates[search]]}), flush=True)
+    marks["then all of dev.txt, greedy and beam 4, batches of 64"] = (now(), rss(), anonymous())
 print(json.dumps({"marks": marks, "rates": rates, "first": first}))
 """
 
@@ -201,6 +213,15 @@ def environment(directory, tensorflow):
     return python
 
 
+def default_dev():
+    """The default corpus's dev.txt (asked in a child: importing the package here would raise every
+    child's peak resident memory, which Linux carries across `exec`)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from keras_seq2seq.data.fetch import default_corpus_files as f; print(f()['dev'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip().splitlines()[-1]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=[str(ROOT / "saved_models" / name) for name in SHIPPED],
@@ -208,15 +229,11 @@ def main():
     parser.add_argument("--dev", help="dev.txt (default: the default corpus's)")
     parser.add_argument("--ct2", help="a CTranslate2 conversion (default: the first model's, converted now, int8)")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--envs", metavar="DIR", default=str(Path.home() / ".cache" / "keras_seq2seq" / "serving-envs"),
+    parser.add_argument("--envs", metavar="DIR", default=DEFAULT_ENVS,
                         help="where the environments of tensorflow and tensorflow-text only are made, once "
                              "(default: %(default)s)")
     args = parser.parse_args()
-    if args.dev is None:  # asked in a child: importing the package here would raise every child's peak RSS
-        args.dev = subprocess.run(
-            [sys.executable, "-c", "from keras_seq2seq.data.fetch import default_corpus_files as f; print(f()['dev'])"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1]
+    args.dev = args.dev or default_dev()
     names = [Path(model).name for model in args.models]
     tensorflow = environment(Path(args.envs) / "tensorflow", "tensorflow")
     tensorflow_cpu = environment(Path(args.envs) / "tensorflow-cpu", "tensorflow-cpu")
@@ -237,7 +254,7 @@ def main():
                       for _ in range(2)]
 
     for label, case in (("tensorflow", baseline), ("tensorflow-cpu", cpu_baseline)):
-        seconds, memory = case["marks"]["import"]
+        seconds, memory, _ = case["marks"]["import"]
         print(f"`import tensorflow, tensorflow_text` alone ({label}): {seconds:.1f} s, {memory:.2f} GiB peak RSS")
     print()
     for name, model in zip(names, args.models):
@@ -247,13 +264,15 @@ def main():
               f"{eager:.1f} s wall ({said!r}; eager, the default for a few sentences; median of 3), "
               f"{compiled:.1f} s with `--engine compiled` ({said_compiled!r}), {cached:.1f} s with its XLA "
               f"programs kept from that run")
-    print("\nPeak resident memory, GiB (seconds from the process start):\n")
+    print("\nPeak resident memory, GiB (seconds from the process start), then the resident memory the "
+          "process allocated itself (`RssAnon`; the rest is file pages of the libraries):\n")
     print("| step | " + " | ".join(results) + " |")
     print("|---|" + "---|" * len(results))
     for step in results[names[0]]["marks"]:
         cells = [results[name]["marks"].get(step) for name in results]
-        print(f"| {step} | " + " | ".join(f"{m:.2f} ({t:.1f} s)" if (t, m) != (None, None) else "" for t, m in
-                                        (cell or (None, None) for cell in cells)) + " |")
+        print(f"| {step} | " + " | ".join(
+            f"{peak:.2f} ({seconds:.1f} s), {anonymous:.2f}" if cell else "" for cell in cells
+            for seconds, peak, anonymous in [cell or (0, 0, 0)]) + " |")
     if not args.skip_throughput:
         print("\nAll of dev.txt in batches of 64, sentences per second (ratio to CTranslate2 int8):\n")
         print("| search | " + " | ".join(results) + " |")
