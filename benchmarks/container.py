@@ -1,7 +1,7 @@
 """The memory limit a server of an export fits in: `serving.py`'s case run in a memory cgroup (issue 21).
 
     sudo .venv/bin/python benchmarks/container.py [--models saved_models/fr-en-small saved_models/fr-en-small-int8]
-                                                  [--limits 1024 1280] [--no-threads] [--envs DIR]
+                                                  [--limits 1024 1280 1536] [--no-threads] [--envs DIR]
 
 `serving.py` reports peak resident memory (`ru_maxrss`), which counts every page of
 TensorFlow's libraries the process touched (0.45-0.5 GiB of file pages after `import
@@ -50,8 +50,8 @@ def usable():
 
 
 def limit_cgroup(limit_mib):
-    """The benchmark's cgroup (made if missing), limited to `limit_mib` MiB of memory and of memory plus
-    swap (`UNLIMITED`: no limit); its counters reset."""
+    """The benchmark's cgroup (made if missing), emptied and limited to `limit_mib` MiB of memory and of
+    memory plus swap (`UNLIMITED`: no limit)."""
     CGROUP.mkdir(exist_ok=True)
     (CGROUP / "memory.force_empty").write_text("0")  # uncharge the page cache the case before left in it
     memory, swap = CGROUP / "memory.limit_in_bytes", CGROUP / "memory.memsw.limit_in_bytes"
@@ -61,8 +61,6 @@ def limit_cgroup(limit_mib):
     files = [memory] + ([swap] if swap.exists() else [])
     for path in (files if value < int(memory.read_text()) else reversed(files)):
         path.write_text("-1" if limit_mib is UNLIMITED else str(value))
-    for counter in ("memory.max_usage_in_bytes", "memory.failcnt"):
-        (CGROUP / counter).write_text("0")
 
 
 def oom_kills():
@@ -130,7 +128,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=[str(serving.ROOT / "saved_models" / name)
                                                          for name in serving.SHIPPED])
-    parser.add_argument("--limits", nargs="+", type=int, default=[1024, 1280], metavar="MIB",
+    parser.add_argument("--limits", nargs="+", type=int, default=[1024, 1280, 1536], metavar="MIB",
                         help="memory limits to run each model under, MiB (default: %(default)s)")
     parser.add_argument("--no-threads", action="store_true", help="skip the case's 8-thread step")
     parser.add_argument("--dev", help="dev.txt (default: the default corpus's)")
@@ -145,23 +143,32 @@ def main():
     threads = not args.no_threads
     print(f"Page cache dropped before each case; {'with' if threads else 'without'} the 8-thread step. "
           f"Seconds each step took, and against the same step with no limit:\n")
-    for model in args.models:
-        reference = run_limited(python, model, dev, UNLIMITED, threads)
-        if reference["ended"] != "completed":
-            sys.exit(f"{model} with no limit: {reference['ended']}")
-        results = [run_limited(python, model, dev, limit, threads, reference) for limit in args.limits]
-        print(f"{Path(model).name}:\n")
-        print("| step | no limit | " + " | ".join(f"{limit} MiB" for limit in args.limits) + " |")
-        print("|---|---|" + "---|" * len(args.limits))
-        for index, (step, seconds) in enumerate(reference["steps"]):
-            mark = reference["marks"].get(step)
-            memory = f" (peak {mark[1]:.2f} GiB, RssAnon {mark[2]:.2f})" if mark else ""
-            cells = [f"{result['steps'][index][1]:.1f} s ({result['steps'][index][1] / seconds:.2f}x)"
-                     if index < len(result["steps"]) else "" for result in results]
-            print(f"| {step} | {seconds:.1f} s{memory} | " + " | ".join(cells) + " |")
-        print("| ended | completed | " + " | ".join(result["ended"] for result in results) + " |\n")
-        after = next(mark for step, mark in reference["marks"].items() if step.startswith(AFTER_DEV))
-        print(f"After all of dev.txt, with no limit: peak {after[1]:.2f} GiB, RssAnon {after[2]:.2f}.\n")
+    try:
+        for model in args.models:
+            report(model, python, dev, args.limits, threads)
+    finally:
+        limit_cgroup(UNLIMITED)
+        CGROUP.rmdir()
+
+
+def report(model, python, dev, limits, threads):
+    """Runs `model`'s case with no limit, then under each of `limits`, and prints the table."""
+    reference = run_limited(python, model, dev, UNLIMITED, threads)
+    if reference["ended"] != "completed":
+        sys.exit(f"{model} with no limit: {reference['ended']}")
+    results = [run_limited(python, model, dev, limit, threads, reference) for limit in limits]
+    print(f"{Path(model).name}:\n")
+    print("| step | no limit | " + " | ".join(f"{limit} MiB" for limit in limits) + " |")
+    print("|---|---|" + "---|" * len(limits))
+    for index, (step, seconds) in enumerate(reference["steps"]):
+        mark = reference["marks"].get(step)
+        memory = f" (peak {mark[1]:.2f} GiB, RssAnon {mark[2]:.2f})" if mark else ""
+        cells = [f"{result['steps'][index][1]:.1f} s ({result['steps'][index][1] / seconds:.2f}x)"
+                 if index < len(result["steps"]) else "" for result in results]
+        print(f"| {step} | {seconds:.1f} s{memory} | " + " | ".join(cells) + " |")
+    print("| ended | completed | " + " | ".join(result["ended"] for result in results) + " |\n")
+    after = next(mark for step, mark in reference["marks"].items() if step.startswith(AFTER_DEV))
+    print(f"After all of dev.txt, with no limit: peak {after[1]:.2f} GiB, RssAnon {after[2]:.2f}.\n")
 
 
 if __name__ == "__main__":
