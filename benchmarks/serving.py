@@ -63,17 +63,16 @@ def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 def now(): return time.time() - started
 def anonymous():  # what the process allocated itself, resident (not the libraries' file pages)
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon")) / 2**20
-class Marks(dict):  # step -> (seconds from the start, peak GiB, anonymous GiB), each also printed when set
-    def __setitem__(self, step, mark):
-        super().__setitem__(step, mark)
-        print(json.dumps({"mark": [step, *mark]}), flush=True)
-marks = Marks()
+marks = {}  # step -> (seconds from the start, peak GiB, anonymous GiB)
+def mark(step):  # (printed at once too: container.py follows the steps as they end)
+    marks[step] = (now(), rss(), anonymous())
+    print(json.dumps({"mark": [step, *marks[step]]}), flush=True)
 sources = [line.split("\t")[1] for line in open(dev, encoding="utf-8") if line.count("\t") >= 1]
 batches = [sources[i:i + 64] for i in range(0, len(sources), 64)]
 SIGNATURES = {"greedy": "serving_default", "beam": "beam_search"}
 if kind in ("import", "savedmodel", "session"):
     import tensorflow as tf, tensorflow_text
-    marks["import"] = (now(), rss(), anonymous())
+    mark("import")
     if kind == "savedmodel":
         signatures = tf.saved_model.load(model).signatures
         def call(batch, search):
@@ -108,7 +107,7 @@ elif kind == "paired":  # several SavedModels in this process, every batch run b
     sys.exit(0)
 else:
     import ctranslate2, sentencepiece
-    marks["import"] = (now(), rss(), anonymous())
+    mark("import")
     translator = ctranslate2.Translator(model, device="cpu", compute_type="int8", intra_threads=os.cpu_count())
     source_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "source.spm.model"))
     target_sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model, "target.spm.model"))
@@ -120,11 +119,11 @@ else:
         return [target_sp.decode(result.hypotheses[0]) for result in results]
 first = None
 if kind != "import":
-    marks["load"] = (now(), rss(), anonymous())
+    mark("load")
     first = call(["Je suis étudiant."], "greedy")[0]
-    marks["first translation"] = (now(), rss(), anonymous())
-    call(batches[0], "greedy"); marks["greedy, 64 sentences"] = (now(), rss(), anonymous())
-    call(batches[0], "beam"); marks["beam 4, 64 sentences"] = (now(), rss(), anonymous())
+    mark("first translation")
+    call(batches[0], "greedy"); mark("greedy, 64 sentences")
+    call(batches[0], "beam"); mark("beam 4, 64 sentences")
     # A server's load: 8 threads at once, each through the batch sizes 1, 2, 4, ... 64 (starting at a
     # different one), greedy and beam 4 in turn; new sizes compile while other threads translate.
     from concurrent.futures import ThreadPoolExecutor
@@ -137,7 +136,7 @@ if kind != "import":
     if threads:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(serve, range(8)))  # (re-raises a thread's error: the case fails)
-        marks["8 threads, greedy and beam 4, batches of 1 to 64"] = (now(), rss(), anonymous())
+        mark("8 threads, greedy and beam 4, batches of 1 to 64")
 rates = {}
 if throughput and kind != "import":
     for search in ("greedy", "beam"):
@@ -146,7 +145,7 @@ if throughput and kind != "import":
             call(batch, search)
         rates[search] = len(sources) / (time.perf_counter() - begin)
         print(json.dumps({"rate": [search, rates[search]]}), flush=True)
-    marks["then all of dev.txt, greedy and beam 4, batches of 64"] = (now(), rss(), anonymous())
+    mark("then all of dev.txt, greedy and beam 4, batches of 64")
 print(json.dumps({"marks": marks, "rates": rates, "first": first}))
 """
 
