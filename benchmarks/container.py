@@ -81,16 +81,19 @@ def run_limited(python, model, dev, limit_mib, threads, reference=None):
     subprocess.run(["sync"], check=True)
     Path("/proc/sys/vm/drop_caches").write_text("3")
     kills = oom_kills()
-    started = time.time()
-    arguments = [str(python), "-c", serving.CASE, str(started), "savedmodel", str(model), str(dev), "1"]
+    command, started = serving.case_command("savedmodel", model, dev, True, python, threads)
     process = subprocess.Popen(
-        arguments + ([] if threads else ["no-threads"]), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=serving.CASE_ENVIRONMENT,
         preexec_fn=lambda: (CGROUP / "cgroup.procs").write_text(str(os.getpid())),
     )
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout] + [lines.put(None)],
-                     daemon=True).start()
+    lines = queue.Queue()  # the child's lines, then None; read by a thread so that waiting can time out
+
+    def read():
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
     expected = reference["steps"] if reference else []
     result = {"steps": [], "marks": {}, "ended": "completed"}
     last = 0.0

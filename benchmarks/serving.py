@@ -150,12 +150,19 @@ print(json.dumps({"marks": marks, "rates": rates, "first": first}))
 """
 
 
-def run_case(kind, model, dev, throughput, python=sys.executable):
+CASE_ENVIRONMENT = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def case_command(kind, model, dev, throughput, python=sys.executable, threads=True):
+    """The command line of `CASE` (its seconds counted from now), and the time it counts from."""
     started = time.time()
-    result = subprocess.run(
-        [str(python), "-c", CASE, str(started), kind, str(model), str(dev), "1" if throughput else "0"],
-        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
+    command = [str(python), "-c", CASE, str(started), kind, str(model), str(dev), "1" if throughput else "0"]
+    return command + ([] if threads else ["no-threads"]), started
+
+
+def run_case(kind, model, dev, throughput, python=sys.executable):
+    command, _ = case_command(kind, model, dev, throughput, python)
+    result = subprocess.run(command, capture_output=True, text=True, env=CASE_ENVIRONMENT)
     if result.returncode:
         raise RuntimeError(f"{kind} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
