@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/serving.py [--models saved_models/fr-en-small saved_models/fr-en-small-int8]
                                            [--ct2 DIR] [--skip-throughput] [--envs DIR]
+                                           [--target-runs N] [--target-only]
 
 Each case runs in a fresh process, one after the other in this one invocation, and the
 table compares them (on a shared 2-core machine, compare figures of one invocation only).
@@ -9,12 +10,15 @@ The SavedModels run in virtual environments holding `tensorflow` and tensorflow-
 server would (made once under `--envs`, from the package index; this environment's other
 packages change the figures: Keras imports JAX when it is installed, 0.1 GiB):
 
-- `import`: `import tensorflow, tensorflow_text`, nothing else (the floor of any TF server).
-- `savedmodel`: `tf.saved_model.load`; peak resident memory after loading, after the first
-  greedy translation of one sentence, and after greedy and beam 4 on batches of 64 dev
-  sentences, then after 8 threads at once each run greedy and beam 4 on batches of 1 to 64
-  sentences (as a server sees them: new batch sizes compile while others translate); seconds
-  from the process start.
+- `import`: `import tensorflow` and tensorflow-text's SentencePiece ops, nothing else (the floor of
+  any TF server of our exports), and `import tensorflow, tensorflow_text` (all of tensorflow-text's ops,
+  as issue 21 measured: 0.1 GiB more).
+- `savedmodel`: `tf.saved_model.load`, the SentencePiece ops registered as the README does (only
+  them; the columns "import tensorflow_text": with all of tensorflow-text's ops, no throughput);
+  peak resident memory after loading, after the first greedy translation of one sentence, and
+  after greedy and beam 4 on batches of 64 dev sentences, then after 8 threads at once each run
+  greedy and beam 4 on batches of 1 to 64 sentences (as a server sees them: new batch sizes
+  compile while others translate); seconds from the process start.
 - `session`: the same steps through a `tf.compat.v1` session and the SavedModel's saver, the
   way TensorFlow Serving's C++ loader reads it (one graph; no Python function objects).
 - `tensorflow-cpu`: the `savedmodel` case with TensorFlow's CPU build (it maps no CUDA library).
@@ -57,7 +61,7 @@ DEFAULT_ENVS = str(Path.home() / ".cache" / "keras_seq2seq" / "serving-envs")
 CASE = r"""
 import json, os, resource, sys, time
 started, kind, model, dev = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-throughput, threads = sys.argv[5] == "1", sys.argv[6:] != ["no-threads"]
+throughput, threads, imports = sys.argv[5] == "1", sys.argv[6] == "threads", sys.argv[7]
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 def rss(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 def now(): return time.time() - started
@@ -70,10 +74,19 @@ def mark(step):  # (printed at once too: container.py follows the steps as they 
 sources = [line.split("\t")[1] for line in open(dev, encoding="utf-8") if line.count("\t") >= 1]
 batches = [sources[i:i + 64] for i in range(0, len(sources), 64)]
 SIGNATURES = {"greedy": "serving_default", "beam": "beam_search"}
-if kind in ("import", "savedmodel", "session"):
-    import tensorflow as tf, tensorflow_text
+def import_tensorflow():  # and tensorflow-text's SentencePiece ops: only them (the README's way), or all
+    import tensorflow as tf
+    if imports == "ops":
+        import importlib.util
+        text = importlib.util.find_spec("tensorflow_text").submodule_search_locations[0]
+        tf.load_op_library(os.path.join(text, "python", "ops", "_sentencepiece_tokenizer.so"))
+    else:
+        import tensorflow_text
+    return tf
+if kind in ("import", "savedmodel", "session", "target"):
+    tf = import_tensorflow()
     mark("import")
-    if kind == "savedmodel":
+    if kind in ("savedmodel", "target"):
         signatures = tf.saved_model.load(model).signatures
         def call(batch, search):
             outputs = signatures[SIGNATURES[search]](text=tf.constant(batch))
@@ -89,7 +102,7 @@ if kind in ("import", "savedmodel", "session"):
             text, translation = tensors[search]
             return [t.decode() for t in session.run(translation, {text: batch})]
 elif kind == "paired":  # several SavedModels in this process, every batch run by each in turn
-    import tensorflow as tf, tensorflow_text
+    tf = import_tensorflow()
     loaded = [tf.saved_model.load(path) for path in model.split(os.pathsep)]
     searches = [{"greedy": m.signatures["serving_default"], "beam": m.signatures["beam_search"]} for m in loaded]
     paired = {}
@@ -118,6 +131,12 @@ else:
                                              max_decoding_length=126)
         return [target_sp.decode(result.hypotheses[0]) for result in results]
 first = None
+if kind == "target":  # issue 21's target: load, then greedy and beam 4 on a batch of 64 dev sentences
+    mark("load")
+    call(batches[0], "greedy"); mark("greedy, 64 sentences")
+    call(batches[0], "beam"); mark("beam 4, 64 sentences")
+    print(json.dumps({"marks": marks}))
+    sys.exit(0)
 if kind != "import":
     mark("load")
     first = call(["Je suis étudiant."], "greedy")[0]
@@ -153,15 +172,19 @@ print(json.dumps({"marks": marks, "rates": rates, "first": first}))
 CASE_ENVIRONMENT = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def case_command(kind, model, dev, throughput, python=sys.executable, threads=True):
-    """The command line of `CASE` (its seconds counted from now), and the time it counts from."""
+def case_command(kind, model, dev, throughput, python=sys.executable, threads=True, imports="ops"):
+    """The command line of `CASE` (its seconds counted from now), and the time it counts from.
+
+    `imports`: "ops", tensorflow-text's SentencePiece ops only (as the README loads an export), or
+    "tensorflow_text", `import tensorflow_text` (all its ops)."""
     started = time.time()
-    command = [str(python), "-c", CASE, str(started), kind, str(model), str(dev), "1" if throughput else "0"]
-    return command + ([] if threads else ["no-threads"]), started
+    command = [str(python), "-c", CASE, str(started), kind, str(model), str(dev), "1" if throughput else "0",
+               "threads" if threads else "no-threads", imports]
+    return command, started
 
 
-def run_case(kind, model, dev, throughput, python=sys.executable):
-    command, _ = case_command(kind, model, dev, throughput, python)
+def run_case(kind, model, dev, throughput, python=sys.executable, imports="ops"):
+    command, _ = case_command(kind, model, dev, throughput, python, imports=imports)
     result = subprocess.run(command, capture_output=True, text=True, env=CASE_ENVIRONMENT)
     if result.returncode:
         raise RuntimeError(f"{kind} failed:\n{result.stderr[-3000:]}")
@@ -235,6 +258,9 @@ def main():
     parser.add_argument("--dev", help="dev.txt (default: the default corpus's)")
     parser.add_argument("--ct2", help="a CTranslate2 conversion (default: the first model's, converted now, int8)")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--target-runs", type=int, default=5, metavar="N",
+                        help="fresh processes of issue 21's target case per model and import (default: %(default)s)")
+    parser.add_argument("--target-only", action="store_true", help="run the target case only")
     parser.add_argument("--envs", metavar="DIR", default=DEFAULT_ENVS,
                         help="where the environments of tensorflow and tensorflow-text only are made, once "
                              "(default: %(default)s)")
@@ -243,13 +269,21 @@ def main():
     names = [Path(model).name for model in args.models]
     tensorflow = environment(Path(args.envs) / "tensorflow", "tensorflow")
     tensorflow_cpu = environment(Path(args.envs) / "tensorflow-cpu", "tensorflow-cpu")
+    if args.target_only:
+        print_target(target_cases(names, args.models, args.dev, tensorflow, args.target_runs))
+        return
     with tempfile.TemporaryDirectory() as work:
         ct2 = args.ct2 or ct2_model(args.models[0], Path(work) / "ct2")
-        baseline = run_case("import", args.models[0], args.dev, False, python=tensorflow)
-        cpu_baseline = run_case("import", args.models[0], args.dev, False, python=tensorflow_cpu)
+        baselines = {
+            (label, imports): run_case("import", args.models[0], args.dev, False, python=python, imports=imports)
+            for label, python in (("tensorflow", tensorflow), ("tensorflow-cpu", tensorflow_cpu))
+            for imports in ("ops", "tensorflow_text")
+        }
         results = {}
         for name, model in zip(names, args.models):
             results[name] = run_case("savedmodel", model, args.dev, not args.skip_throughput, python=tensorflow)
+            results[f"{name}, import tensorflow_text"] = run_case(
+                "savedmodel", model, args.dev, False, python=tensorflow, imports="tensorflow_text")
             results[f"{name}, session"] = run_case("session", model, args.dev, False, python=tensorflow)
             results[f"{name}, tensorflow-cpu"] = run_case("savedmodel", model, args.dev, False, python=tensorflow_cpu)
         results["CTranslate2 int8"] = run_case("ct2", ct2, args.dev, not args.skip_throughput)
@@ -258,10 +292,15 @@ def main():
         if not args.skip_throughput and len(args.models) > 1:
             paired = [run_case("paired", os.pathsep.join(args.models), args.dev, True, python=tensorflow)["paired"]
                       for _ in range(2)]
+        target = target_cases(names, args.models, args.dev, tensorflow, args.target_runs)
 
-    for label, case in (("tensorflow", baseline), ("tensorflow-cpu", cpu_baseline)):
-        seconds, memory, _ = case["marks"]["import"]
-        print(f"`import tensorflow, tensorflow_text` alone ({label}): {seconds:.1f} s, {memory:.2f} GiB peak RSS")
+    for (label, imports), case in baselines.items():
+        seconds, memory, anonymous = case["marks"]["import"]
+        what = "`import tensorflow, tensorflow_text`"
+        if imports == "ops":
+            what = "`import tensorflow` and the SentencePiece ops"
+        print(f"{what} alone ({label}): {seconds:.1f} s, {memory:.2f} GiB peak RSS, "
+              f"{anonymous:.2f} RssAnon")
     print()
     for name, model in zip(names, args.models):
         size_mb = sum(f.stat().st_size for f in Path(model).rglob("*") if f.is_file()) / 1e6
@@ -297,6 +336,35 @@ def main():
             for number, rates in enumerate(paired, 1):
                 print(f"| {search.replace('beam', 'beam 4')} | {number} | " + " | ".join(
                     f"{rate:.1f} ({rate / rates[search][0]:.3f}x)" for rate in rates[search]) + " |")
+    if target:
+        print_target(target)
+
+
+def target_cases(names, models, dev, python, runs):
+    """Issue 21's target, as it is worded: peak resident memory after loading, then greedy and beam 4
+    on a batch of 64 dev sentences, nothing else, in `runs` fresh processes per model and per way of
+    registering the SentencePiece ops (the figure moves between processes: which thread's heap keeps
+    the memory a compilation freed). {(name, imports): [marks of each run]}."""
+    return {
+        (name, imports): [run_case("target", model, dev, False, python=python, imports=imports)["marks"]
+                          for _ in range(runs)]
+        for name, model in zip(names, models) for imports in ("ops", "tensorflow_text")
+    }
+
+
+def print_target(target):
+    print("\nIssue 21's target (load, then greedy and beam 4 on 64 dev sentences; fresh processes): peak "
+          "GiB after each step, the lowest and highest of the runs, then `RssAnon` after the last:\n")
+    print("| export | registers | runs | loaded | greedy, 64 sentences | beam 4, 64 sentences | `RssAnon` |")
+    print("|---|---|---|---|---|---|---|")
+    def span(runs, step, index=1):  # "lowest-highest" of the runs (one figure when they agree)
+        values = sorted({f"{min(r[step][index] for r in runs):.2f}", f"{max(r[step][index] for r in runs):.2f}"})
+        return "-".join(values)
+
+    for (name, imports), runs in target.items():
+        what = "the SentencePiece ops" if imports == "ops" else "`import tensorflow_text`"
+        print(f"| {name} | {what} | {len(runs)} | {span(runs, 'load')} | {span(runs, 'greedy, 64 sentences')} | "
+              f"**{span(runs, 'beam 4, 64 sentences')}** | {span(runs, 'beam 4, 64 sentences', 2)} |")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""The exported Translator, loaded in a fresh process that imports only tensorflow and tensorflow_text."""
+"""The exported Translator, loaded in a fresh process that imports only tensorflow and registers
+tensorflow-text's SentencePiece ops (as the README's serving example; `import tensorflow_text` in the
+session loader's)."""
 
 import json
 import os
@@ -33,8 +35,10 @@ class Refuse:  # the package and keras-hub must not be needed: make them unimpor
             raise ImportError(f"{name} is blocked in this process")
 
 sys.meta_path.insert(0, Refuse())
+import importlib.util, os
 import tensorflow as tf
-import tensorflow_text  # noqa: F401
+text = importlib.util.find_spec("tensorflow_text").submodule_search_locations[0]
+tf.load_op_library(os.path.join(text, "python", "ops", "_sentencepiece_tokenizer.so"))  # not `import tensorflow_text`
 inputs = [bytes.fromhex(h) for h in json.loads(sys.argv[2])]
 signatures = tf.saved_model.load(sys.argv[1]).signatures
 outputs = signatures["serving_default"](text=tf.constant(inputs))
@@ -47,7 +51,8 @@ print(json.dumps({"translation": [t.decode("utf-8") for t in outputs["translatio
                   "beam_scores": beams["scores"].numpy().tolist(),
                   "sampled": [t.decode("utf-8") for t in sampled["translation"].numpy()],
                   "sampled_score": [float(s) for s in sampled["score"].numpy()],
-                  "modules": sorted(m for m in sys.modules if m.startswith(("keras_seq2seq", "keras_hub")))}))
+                  "modules": sorted(m for m in sys.modules
+                                    if m.startswith(("keras_seq2seq", "keras_hub", "tensorflow_text")))}))
 """
 
 
@@ -90,7 +95,7 @@ def test_fresh_process_matches_in_process_translations(exported):
         assert loaded["n_best"][index] == [""] * 4 and loaded["beam_scores"][index] == [0.0] * 4
         assert loaded["sampled"][index] == "" and loaded["sampled_score"][index] == 0.0
     assert all(loaded["n_best"][0]) and loaded["beam_scores"][0][0] < 0
-    # Neither this package nor keras-hub was needed to load and run it.
+    # Neither this package, keras-hub nor the rest of tensorflow-text was needed to load and run it.
     assert loaded["modules"] == []
 
 
@@ -324,29 +329,34 @@ CONSOLE_TRANSLATE = r"""
 import gc, json, sys
 from keras_seq2seq import cli
 cli._ENDS_PROCESS = True  # what the console script (`cli.run`) sets before it runs the command
-cli.main(["translate", "--model", sys.argv[1], "--engine", "eager", *sys.argv[2:]])
+cli.main(["translate", "--model", sys.argv[1], "--engine", sys.argv[2], *sys.argv[3:]])
 print(json.dumps({"frozen": gc.get_freeze_count(), "collecting": gc.isenabled(),
-                  "keras_hub": sorted(m for m in sys.modules if m.startswith(("keras_hub", "keras_nlp")))}))
+                  "imported": sorted(m for m in sys.modules
+                                     if m.startswith(("keras_hub", "keras_nlp", "tensorflow_text")))}))
 """
 
 
-def test_the_console_translate_loads_without_collecting_nor_keras_hub(exported):
-    """The console script's eager `translate` of an export: the translations of the SavedModel, with
-    no pass of the garbage collector while it loads (what it made is frozen after, and collection
-    runs again) and keras-hub never imported (the tokenizers are tensorflow-text's ops)."""
+@pytest.mark.parametrize("engine", ["eager", "compiled"])
+def test_the_console_translate_loads_without_collecting_nor_keras_hub(exported, engine, tmp_path):
+    """The console script's `translate` of an export, eager (its Keras model) or compiled (its
+    SavedModel): the translations of the SavedModel, keras-hub never imported, nor tensorflow-text
+    (its SentencePiece ops registered alone: `data.tokenizers.sentencepiece_ops`); eagerly, no pass of
+    the garbage collector while it loads (what it made is frozen after, and collection runs again)."""
     _, path = exported
     sources = ["Je suis étudiant.", "Il fait beau aujourd'hui.", ""]
     expected = tf.saved_model.load(str(path)).signatures["serving_default"](text=tf.constant(sources))
     result = subprocess.run(
-        [sys.executable, "-c", CONSOLE_TRANSLATE, str(path), *sources],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        [sys.executable, "-c", CONSOLE_TRANSLATE, str(path), engine, *sources],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_SEQ2SEQ_CACHE": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     *translations, report = result.stdout.splitlines()
     assert translations == [text.decode("utf-8") for text in expected["translation"].numpy()]
     report = json.loads(report)
-    assert report["keras_hub"] == [] and report["collecting"]
-    assert report["frozen"] > 100_000  # TensorFlow's and the model's objects
+    assert report["imported"] == [] and report["collecting"]
+    if engine == "eager":
+        assert report["frozen"] > 100_000  # TensorFlow's and the model's objects
 
 
 @pytest.mark.parametrize("export", ["exported", "exported_int8"])

@@ -5,7 +5,9 @@ data pipeline and the exported Translator agree on them: `[PAD]`=0, `[UNK]`=1,
 `[START]`=2, `[END]`=3.
 """
 
+import functools
 import hashlib
+import importlib.util
 import io
 from pathlib import Path
 
@@ -61,6 +63,32 @@ def train_sentencepiece(
     return model.getvalue()
 
 
+@functools.cache
+def sentencepiece_ops():
+    """tensorflow-text's SentencePiece ops (the generated op functions), registered without importing
+    `tensorflow_text`.
+
+    They are the only tensorflow-text ops a model of this package uses, in training and in an
+    export; `import tensorflow_text` loads every op library it has, which costs a serving process
+    0.1 GiB of resident memory and 0.2 s (benchmarks/README.md). Loaded from their library in the
+    installed tensorflow-text (as `import tensorflow_text` loads it: importing it later registers
+    nothing twice); where an other layout of the package has no such file, imported the usual way.
+    """
+    import tensorflow as tf
+
+    spec = importlib.util.find_spec("tensorflow_text")
+    if spec is None:
+        raise ModuleNotFoundError("tensorflow-text is not installed: pip install tensorflow-text",
+                                  name="tensorflow_text")
+    for directory in spec.submodule_search_locations or ():
+        library = Path(directory) / "python" / "ops" / "_sentencepiece_tokenizer.so"
+        if library.is_file():
+            return tf.load_op_library(str(library))
+    from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer
+
+    return gen_sentencepiece_tokenizer
+
+
 def named_model_resource(proto):
     """A SentencePiece op resource whose shared name is derived from the model itself.
 
@@ -70,7 +98,6 @@ def named_model_resource(proto):
     after the model's hash keeps different models apart and lets equal ones share.
     """
     from tensorflow.python.trackable import resource
-    from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer
 
     shared_name = "keras_seq2seq_sentencepiece_" + hashlib.sha256(proto).hexdigest()[:24]
 
@@ -80,7 +107,7 @@ def named_model_resource(proto):
             _ = self.resource_handle  # creates the resource now, outside any trace
 
         def _create_resource(self):
-            return gen_sentencepiece_tokenizer.sentencepiece_op(model=proto, shared_name=shared_name)
+            return sentencepiece_ops().sentencepiece_op(model=proto, shared_name=shared_name)
 
     return NamedSentencepieceResource()
 

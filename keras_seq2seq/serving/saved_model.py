@@ -1,9 +1,12 @@
 """The SavedModel of a `Translator`: its writer, and its two readers.
 
-The exported model needs only `tensorflow` and `tensorflow_text` to load:
+The exported model needs only `tensorflow` and tensorflow-text's SentencePiece ops to load
+(`import tensorflow_text` registers them with every other op of tensorflow-text, 0.1 GiB more):
 
+    import importlib.util, os
     import tensorflow as tf
-    import tensorflow_text  # registers the SentencePiece ops
+    text = importlib.util.find_spec("tensorflow_text").submodule_search_locations[0]
+    tf.load_op_library(os.path.join(text, "python", "ops", "_sentencepiece_tokenizer.so"))
     translator = tf.saved_model.load("saved_models/fr-en-small")
     translator.signatures["serving_default"](text=tf.constant(["Je suis étudiant."]))["translation"]
 
@@ -163,8 +166,11 @@ def decoding_settings(path):
 
 
 def load_saved_model(path):
-    """The loaded SavedModel (`tf.saved_model.load`), with the SentencePiece ops it needs registered."""
-    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+    """The loaded SavedModel (`tf.saved_model.load`), with the SentencePiece ops it needs registered
+    (`data.tokenizers.sentencepiece_ops`: not the rest of tensorflow-text's)."""
+    from keras_seq2seq.data.tokenizers import sentencepiece_ops
+
+    sentencepiece_ops()
 
     return tf.saved_model.load(str(path))
 
@@ -172,32 +178,51 @@ def load_saved_model(path):
 class SentencePieceOps(tf.Module):
     """The in-graph SentencePiece ops of `proto` (bytes) without keras-hub, for serving.
 
-    What a `data.tokenizers.make_tokenizer` tokenizer computes in a graph, through
-    tensorflow-text's `SentencepieceTokenizer` directly: `tokenizer(text)` (int32 ids, ragged),
-    `detokenize(ids)`, `id_to_token(id)`, `proto`; a Translator holding it exports as with
-    keras-hub's. Importing keras-hub (every model it has) took 0.2-0.3 s of a one-sentence
-    command-line translation's 4.5: `load_translator` reads an export's tokenizers with this.
+    What a `data.tokenizers.make_tokenizer` tokenizer computes in a graph, through tensorflow-text's
+    SentencePiece ops (`data.tokenizers.sentencepiece_ops`, called as its `SentencepieceTokenizer`
+    calls them, without importing `tensorflow_text`): `tokenizer(text)` (a batch of strings ->
+    int32 ids, ragged), `detokenize(ids)` (a batch of rows, dense or ragged -> strings),
+    `id_to_token(id)`, `proto`; a Translator holding it exports as with keras-hub's. Importing
+    keras-hub (every model it has) took 0.2-0.3 s of a one-sentence command-line translation's
+    4.5, tensorflow-text 0.2: `load_translator` reads an export's tokenizers with this.
     """
 
     def __init__(self, proto, name="sentence_piece_ops"):
-        import tensorflow_text
-
-        from keras_seq2seq.data.tokenizers import check_reserved_ids, named_model_resource
+        from keras_seq2seq.data.tokenizers import check_reserved_ids, named_model_resource, sentencepiece_ops
 
         super().__init__(name=name)
         self.proto = proto
-        self._sentence_piece = tensorflow_text.SentencepieceTokenizer(model=proto)
-        self._sentence_piece._model_resource = named_model_resource(proto)
+        self._ops = sentencepiece_ops()
+        self._model_resource = named_model_resource(proto)
         check_reserved_ids(self)
 
     def __call__(self, text):
-        return self._sentence_piece.tokenize(text)
+        text = tf.convert_to_tensor(text, tf.string)
+        if text.shape.rank != 1:
+            raise ValueError(f"SentencePieceOps tokenizes a batch of strings (rank 1), got shape {text.shape}")
+        values, splits = self._ops.sentencepiece_tokenize_op(
+            self._model_resource.resource_handle, text, nbest_size=0, alpha=1.0, add_bos=False, add_eos=False,
+            reverse=False, out_type=tf.int32,
+        )
+        return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
 
     def detokenize(self, token_ids):
-        return self._sentence_piece.detokenize(tf.cast(token_ids, tf.int32))
+        if not isinstance(token_ids, tf.RaggedTensor):
+            token_ids = tf.convert_to_tensor(token_ids)
+            if token_ids.shape.rank != 2:
+                raise ValueError(f"SentencePieceOps detokenizes a batch of rows (rank 2), got shape {token_ids.shape}")
+            token_ids = tf.RaggedTensor.from_tensor(token_ids)
+        if token_ids.ragged_rank != 1 or token_ids.flat_values.shape.rank != 1:
+            raise ValueError(f"SentencePieceOps detokenizes a batch of rows (rank 2), got {token_ids}")
+        token_ids = tf.cast(token_ids, tf.int32)
+        return self._ops.sentencepiece_detokenize_op(
+            self._model_resource.resource_handle, token_ids.values, token_ids.row_splits, add_bos=False,
+            add_eos=False, reverse=False,
+        )
 
     def id_to_token(self, token_id):
-        return self._sentence_piece.id_to_string(token_id).numpy().decode("utf-8")
+        token = self._ops.sentencepiece_id_to_string_op(self._model_resource.resource_handle, [int(token_id)])
+        return token.numpy()[0].decode("utf-8")
 
 
 def load_keras_model(path, tokenizer=None, dequantize=False):
@@ -209,8 +234,6 @@ def load_keras_model(path, tokenizer=None, dequantize=False):
     int8 matrix divided by its scales, the values its SavedModel computes with), not as Keras'
     quantized model: to translate with, not to export again.
     """
-    import tensorflow_text  # noqa: F401  (the SavedModel's SentencePiece ops)
-
     from keras_seq2seq.data.tokenizers import make_tokenizer
     from keras_seq2seq.models import Seq2SeqTransformer
 
