@@ -88,3 +88,45 @@ def test_the_serving_ops_tokenize_as_keras_hub_in_a_graph_and_save(french, tmp_p
     )
     tf.saved_model.save(holder, str(tmp_path / "ops"))
     assert tf.saved_model.load(str(tmp_path / "ops")).tokenize(texts).numpy().tolist() == padded.numpy().tolist()
+
+
+def test_the_sentencepiece_ops_come_from_their_library_or_from_tensorflow_text(monkeypatch, tmp_path):
+    """`sentencepiece_ops` loads tensorflow-text's SentencePiece op library alone (a fresh process
+    that runs the CLI imports no `tensorflow_text`: test_export.py); where the installed
+    tensorflow-text has no such file, it imports the package's own op module (the same ops);
+    without tensorflow-text, an error naming it."""
+    import importlib.machinery
+    import importlib.util
+
+    from keras_seq2seq.data import tokenizers
+
+    real = importlib.util.find_spec
+
+    def installed_in(directory):  # tensorflow-text's spec, as if installed in `directory` (None: not installed)
+        def find_spec(name, *args):
+            if name != "tensorflow_text":
+                return real(name, *args)
+            if directory is None:
+                return None
+            spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+            spec.submodule_search_locations = [str(directory)]
+            return spec
+
+        return find_spec
+
+    try:
+        tokenizers.sentencepiece_ops.cache_clear()
+        assert {"sentencepiece_op", "sentencepiece_tokenize_op", "sentencepiece_detokenize_op"} <= set(
+            dir(tokenizers.sentencepiece_ops()))
+        monkeypatch.setattr(importlib.util, "find_spec", installed_in(tmp_path))
+        tokenizers.sentencepiece_ops.cache_clear()
+        from tensorflow_text.python.ops.sentencepiece_tokenizer import gen_sentencepiece_tokenizer
+
+        assert tokenizers.sentencepiece_ops() is gen_sentencepiece_tokenizer
+        monkeypatch.setattr(importlib.util, "find_spec", installed_in(None))
+        tokenizers.sentencepiece_ops.cache_clear()
+        with pytest.raises(ModuleNotFoundError, match="tensorflow-text is not installed"):
+            tokenizers.sentencepiece_ops()
+    finally:
+        monkeypatch.undo()
+        tokenizers.sentencepiece_ops.cache_clear()
