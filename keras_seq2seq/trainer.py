@@ -316,7 +316,12 @@ def plot_curves(csv_path, png_path):
 
 
 def _lost_worker(error, collective_timeout):
-    """What a collective's error says of the lost worker, in a few words."""
+    """What a collective's error says of the lost worker, in a few words.
+
+    The coordination service names a worker that stopped sending heartbeats; a collective whose
+    connection to a dead worker failed first names it as the remote target, or by its address (from
+    `TF_CONFIG`'s cluster): a worker other than this one, named so, is the lost one.
+    """
     import re
 
     text = " ".join(str(error.message).split())
@@ -325,6 +330,14 @@ def _lost_worker(error, collective_timeout):
         return f"{unhealthy.group(1)} stopped sending heartbeats (killed or crashed)"
     if isinstance(error, tf.errors.DeadlineExceededError):
         return f"a collective operation waited more than training.collective_timeout={collective_timeout} s"
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    named = {(job, int(index)) for job, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", text)}
+    named |= {(job, index) for job, addresses in cluster.items() for index, address in enumerate(addresses)
+              if re.search(rf"{re.escape(address)}(?!\d)", text)}
+    others = sorted(named - {("worker", worker_index())})
+    if len(others) == 1 and isinstance(error, tf.errors.UnavailableError):
+        job, index = others[0]
+        return f"/job:{job}/replica:0/task:{index} could not be reached (killed or crashed)"
     return f"a collective operation failed ({type(error).__name__}: {text[:200]})"
 
 

@@ -206,3 +206,33 @@ def test_a_run_continues_the_weights_and_tokenizers_of_an_export(tmp_path):
         trainer.train(load_config(None, [*overrides[:-3], f"training.init_from={shipped}", "model.preset=tiny"]),
                       tmp_path / "other")
     keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_lost_worker_is_named_from_what_the_collective_error_says(monkeypatch):
+    """The one line a multi-worker training ends with names the lost worker: from the coordination
+    service's heartbeat report, or from a failed connection naming another worker (as the remote
+    target, or by its address in TF_CONFIG); never this worker; otherwise the error, shortened."""
+    import json
+
+    import tensorflow as tf
+
+    from keras_seq2seq.trainer import _lost_worker
+
+    cluster = {"worker": ["127.0.0.1:2222", "127.0.0.1:2223"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    unavailable = lambda text: tf.errors.UnavailableError(None, None, text)  # noqa: E731
+    heartbeats = ("Collective ops is aborted by: Error reported from /job:worker/task:1: The following tasks are "
+                  "unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have crashed.")
+    assert _lost_worker(unavailable(heartbeats), 120) == (
+        "/job:worker/replica:0/task:1 stopped sending heartbeats (killed or crashed)")
+    remote = ("Collective ops is aborted by: Socket closed\nAdditional GRPC error information from remote target "
+              "/job:worker/replica:0/task:1 while calling /tensorflow.WorkerService/RecvBuf")
+    unreachable = "/job:worker/replica:0/task:1 could not be reached (killed or crashed)"
+    assert _lost_worker(unavailable(remote), 120) == unreachable
+    address = "failed to connect to all addresses; last error: ipv4:127.0.0.1:2223: Connection refused"
+    assert _lost_worker(unavailable(address), 120) == unreachable
+    for vague in ("Connection reset by peer", "error from /job:worker/replica:0/task:0, this worker",
+                  "127.0.0.1:22230 is another port"):
+        assert _lost_worker(unavailable(vague), 120).startswith("a collective operation failed (UnavailableError: ")
+    assert _lost_worker(tf.errors.DeadlineExceededError(None, None, remote), 120) == (
+        "a collective operation waited more than training.collective_timeout=120 s")
