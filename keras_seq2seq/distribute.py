@@ -70,10 +70,14 @@ def _patch_scalar_reduction():
     keras_trainer.reduce_per_replica = reduce_per_replica
 
 
+def tf_config():
+    """The parsed `TF_CONFIG` (`{}` without one)."""
+    return json.loads(os.environ.get("TF_CONFIG", "{}"))
+
+
 def worker_index():
     """This worker's index in TF_CONFIG (0 without one)."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    return int(config.get("task", {}).get("index", 0))
+    return int(tf_config().get("task", {}).get("index", 0))
 
 
 def enable_distributed_fit(model):

@@ -330,7 +330,7 @@ def _lost_worker(error, collective_timeout):
         return f"{unhealthy.group(1)} stopped sending heartbeats (killed or crashed)"
     if isinstance(error, tf.errors.DeadlineExceededError):
         return f"a collective operation waited more than training.collective_timeout={collective_timeout} s"
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    cluster = distribute.tf_config().get("cluster", {})
     named = {(job, int(index)) for job, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", text)}
     named |= {(job, index) for job, addresses in cluster.items() for index, address in enumerate(addresses)
               if re.search(rf"{re.escape(address)}(?!\d)", text)}

@@ -22,6 +22,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from keras_seq2seq.atomic import atomic_directory
+from keras_seq2seq.data.tokenizers import sentencepiece_ops
 from keras_seq2seq.errors import InputError
 from keras_seq2seq.serving.graph_pass import simplify_saved_model
 from keras_seq2seq.serving.prepared import LOAD_MARKER
@@ -168,8 +169,6 @@ def decoding_settings(path):
 def load_saved_model(path):
     """The loaded SavedModel (`tf.saved_model.load`), with the SentencePiece ops it needs registered
     (`data.tokenizers.sentencepiece_ops`: not the rest of tensorflow-text's)."""
-    from keras_seq2seq.data.tokenizers import sentencepiece_ops
-
     sentencepiece_ops()
 
     return tf.saved_model.load(str(path))
@@ -188,11 +187,10 @@ class SentencePieceOps(tf.Module):
     """
 
     def __init__(self, proto, name="sentence_piece_ops"):
-        from keras_seq2seq.data.tokenizers import check_reserved_ids, named_model_resource, sentencepiece_ops
+        from keras_seq2seq.data.tokenizers import check_reserved_ids, named_model_resource
 
         super().__init__(name=name)
         self.proto = proto
-        self._ops = sentencepiece_ops()
         self._model_resource = named_model_resource(proto)
         check_reserved_ids(self)
 
@@ -200,7 +198,7 @@ class SentencePieceOps(tf.Module):
         text = tf.convert_to_tensor(text, tf.string)
         if text.shape.rank != 1:
             raise ValueError(f"SentencePieceOps tokenizes a batch of strings (rank 1), got shape {text.shape}")
-        values, splits = self._ops.sentencepiece_tokenize_op(
+        values, splits = sentencepiece_ops().sentencepiece_tokenize_op(
             self._model_resource.resource_handle, text, nbest_size=0, alpha=1.0, add_bos=False, add_eos=False,
             reverse=False, out_type=tf.int32,
         )
@@ -215,13 +213,14 @@ class SentencePieceOps(tf.Module):
         if token_ids.ragged_rank != 1 or token_ids.flat_values.shape.rank != 1:
             raise ValueError(f"SentencePieceOps detokenizes a batch of rows (rank 2), got {token_ids}")
         token_ids = tf.cast(token_ids, tf.int32)
-        return self._ops.sentencepiece_detokenize_op(
+        return sentencepiece_ops().sentencepiece_detokenize_op(
             self._model_resource.resource_handle, token_ids.values, token_ids.row_splits, add_bos=False,
             add_eos=False, reverse=False,
         )
 
     def id_to_token(self, token_id):
-        token = self._ops.sentencepiece_id_to_string_op(self._model_resource.resource_handle, [int(token_id)])
+        handle = self._model_resource.resource_handle
+        token = sentencepiece_ops().sentencepiece_id_to_string_op(handle, [int(token_id)])
         return token.numpy()[0].decode("utf-8")
 
 
