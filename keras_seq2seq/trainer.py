@@ -320,7 +320,8 @@ def _lost_worker(error, collective_timeout):
 
     The coordination service names a worker that stopped sending heartbeats; a collective whose
     connection to a dead worker failed first names it as the remote target, or by its address (from
-    `TF_CONFIG`'s cluster): a worker other than this one, named so, is the lost one.
+    `TF_CONFIG`'s cluster): a worker other than this one, named so, is the lost one. An unreachable
+    peer that the error does not name, in a cluster of two, can only be the other worker.
     """
     import re
 
@@ -334,7 +335,11 @@ def _lost_worker(error, collective_timeout):
     named = {(job, int(index)) for job, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", text)}
     named |= {(job, index) for job, addresses in cluster.items() for index, address in enumerate(addresses)
               if re.search(rf"{re.escape(address)}(?!\d)", text)}
-    others = sorted(named - {("worker", worker_index())})
+    me = ("worker", worker_index())
+    others = sorted(named - {me})
+    if not named:  # (no task named at all: in a cluster of two, the peer is the other task)
+        tasks = {(job, index) for job, addresses in cluster.items() for index in range(len(addresses))}
+        others = sorted(tasks - {me}) if len(tasks) == 2 and me in tasks else []
     if len(others) == 1 and isinstance(error, tf.errors.UnavailableError):
         job, index = others[0]
         return f"/job:{job}/replica:0/task:{index} could not be reached (killed or crashed)"

@@ -211,7 +211,8 @@ def test_a_run_continues_the_weights_and_tokenizers_of_an_export(tmp_path):
 def test_a_lost_worker_is_named_from_what_the_collective_error_says(monkeypatch):
     """The one line a multi-worker training ends with names the lost worker: from the coordination
     service's heartbeat report, or from a failed connection naming another worker (as the remote
-    target, or by its address in TF_CONFIG); never this worker; otherwise the error, shortened."""
+    target, or by its address in TF_CONFIG); never this worker; in a cluster of two, the other one
+    when nothing is named; otherwise the error, shortened."""
     import json
 
     import tensorflow as tf
@@ -231,8 +232,18 @@ def test_a_lost_worker_is_named_from_what_the_collective_error_says(monkeypatch)
     assert _lost_worker(unavailable(remote), 120) == unreachable
     address = "failed to connect to all addresses; last error: ipv4:127.0.0.1:2223: Connection refused"
     assert _lost_worker(unavailable(address), 120) == unreachable
+    # No task named, in a cluster of two: the other worker is the only peer there is.
+    for vague in ("Connection reset by peer", "127.0.0.1:22230 is another port"):
+        assert _lost_worker(unavailable(vague), 120) == unreachable
+    # This worker named (and no other): not a lost peer's name; the error itself, shortened.
+    mine = "error from /job:worker/replica:0/task:0, this worker"
+    assert _lost_worker(unavailable(mine), 120).startswith("a collective operation failed (UnavailableError: ")
+    # In a cluster of three, a peer not named stays unknown: the error itself, shortened.
+    cluster["worker"].append("127.0.0.1:2224")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
     for vague in ("Connection reset by peer", "error from /job:worker/replica:0/task:0, this worker",
                   "127.0.0.1:22230 is another port"):
         assert _lost_worker(unavailable(vague), 120).startswith("a collective operation failed (UnavailableError: ")
+    assert _lost_worker(unavailable(address), 120) == unreachable
     assert _lost_worker(tf.errors.DeadlineExceededError(None, None, remote), 120) == (
         "a collective operation waited more than training.collective_timeout=120 s")
