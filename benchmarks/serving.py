@@ -37,6 +37,10 @@ packages change the figures: Keras imports JAX when it is installed, 0.1 GiB):
   each model in turn (the order reversed every other batch), in two processes: their ratios,
   measured in the same seconds. A process's figures vary by up to a third
   between processes here (XLA's programs, the shared host), more than float and int8 differ.
+- `target`: issue 21's target as worded (load, then greedy and beam 4 on 64 dev sentences,
+  nothing else) in `--target-runs` fresh processes per export and per process setting: the
+  SentencePiece ops registered alone, `import tensorflow_text`, and the ops with
+  `MALLOC_ARENA_MAX=1` (one glibc heap for all threads).
 
 Peak resident memory is `ru_maxrss` of the measuring process (Linux keeps it across exec,
 so this script itself imports neither TensorFlow nor the package). Beside it, each step's
@@ -181,9 +185,10 @@ def case_command(kind, model, dev, throughput, python=sys.executable, threads=Tr
     return command, started
 
 
-def run_case(kind, model, dev, throughput, python=sys.executable, imports="ops"):
+def run_case(kind, model, dev, throughput, python=sys.executable, imports="ops", environment=None):
+    """`CASE`'s result; `environment`: variables set for its process, besides `CASE_ENVIRONMENT`."""
     command, _ = case_command(kind, model, dev, throughput, python, imports=imports)
-    result = subprocess.run(command, capture_output=True, text=True, env=CASE_ENVIRONMENT)
+    result = subprocess.run(command, capture_output=True, text=True, env={**CASE_ENVIRONMENT, **(environment or {})})
     if result.returncode:
         raise RuntimeError(f"{kind} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -257,7 +262,7 @@ def main():
     parser.add_argument("--ct2", help="a CTranslate2 conversion (default: the first model's, converted now, int8)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--target-runs", type=int, default=5, metavar="N",
-                        help="fresh processes of issue 21's target case per model and import (default: %(default)s)")
+                        help="fresh processes of issue 21's target case per model and setting (default: %(default)s)")
     parser.add_argument("--target-only", action="store_true", help="run the target case only")
     parser.add_argument("--envs", metavar="DIR", default=DEFAULT_ENVS,
                         help="where the environments of tensorflow and tensorflow-text only are made, once "
@@ -338,30 +343,38 @@ def main():
         print_target(target)
 
 
+# How a target case's process is set up: {label: (imports, environment variables)}.
+TARGET_SETTINGS = {
+    "the SentencePiece ops": ("ops", {}),
+    "`import tensorflow_text`": ("tensorflow_text", {}),
+    # One glibc heap for every thread: the memory a compilation freed is reused by the next one.
+    "the SentencePiece ops, `MALLOC_ARENA_MAX=1`": ("ops", {"MALLOC_ARENA_MAX": "1"}),
+}
+
+
 def target_cases(names, models, dev, python, runs):
     """Issue 21's target, as it is worded: peak resident memory after loading, then greedy and beam 4
-    on a batch of 64 dev sentences, nothing else, in `runs` fresh processes per model and per way of
-    registering the SentencePiece ops (the figure moves between processes: which thread's heap keeps
-    the memory a compilation freed). {(name, imports): [marks of each run]}."""
+    on a batch of 64 dev sentences, nothing else, in `runs` fresh processes per model and per
+    `TARGET_SETTINGS` entry (the figure moves between processes: which thread's heap keeps the
+    memory a compilation freed). {(name, setting): [marks of each run]}."""
     return {
-        (name, imports): [run_case("target", model, dev, False, python=python, imports=imports)["marks"]
-                          for _ in range(runs)]
-        for name, model in zip(names, models) for imports in ("ops", "tensorflow_text")
+        (name, setting): [run_case("target", model, dev, False, python=python, imports=imports,
+                                   environment=environment)["marks"] for _ in range(runs)]
+        for name, model in zip(names, models) for setting, (imports, environment) in TARGET_SETTINGS.items()
     }
 
 
 def print_target(target):
     print("\nIssue 21's target (load, then greedy and beam 4 on 64 dev sentences; fresh processes): peak "
           "GiB after each step, the lowest and highest of the runs, then `RssAnon` after the last:\n")
-    print("| export | registers | runs | loaded | greedy, 64 sentences | beam 4, 64 sentences | `RssAnon` |")
+    print("| export | process | runs | loaded | greedy, 64 sentences | beam 4, 64 sentences | `RssAnon` |")
     print("|---|---|---|---|---|---|---|")
     def span(runs, step, index=1):  # "lowest-highest" of the runs (one figure when they agree)
         values = sorted({f"{min(r[step][index] for r in runs):.2f}", f"{max(r[step][index] for r in runs):.2f}"})
         return "-".join(values)
 
-    for (name, imports), runs in target.items():
-        what = "the SentencePiece ops" if imports == "ops" else "`import tensorflow_text`"
-        print(f"| {name} | {what} | {len(runs)} | {span(runs, 'load')} | {span(runs, 'greedy, 64 sentences')} | "
+    for (name, setting), runs in target.items():
+        print(f"| {name} | {setting} | {len(runs)} | {span(runs, 'load')} | {span(runs, 'greedy, 64 sentences')} | "
               f"**{span(runs, 'beam 4, 64 sentences')}** | {span(runs, 'beam 4, 64 sentences', 2)} |")
 
 
