@@ -332,14 +332,13 @@ def _lost_worker(error, collective_timeout):
     if isinstance(error, tf.errors.DeadlineExceededError):
         return f"a collective operation waited more than training.collective_timeout={collective_timeout} s"
     cluster = distribute.tf_config().get("cluster", {})
+    tasks = {(job, index): address for job, addresses in cluster.items() for index, address in enumerate(addresses)}
     named = {(job, int(index)) for job, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", text)}
-    named |= {(job, index) for job, addresses in cluster.items() for index, address in enumerate(addresses)
-              if re.search(rf"{re.escape(address)}(?!\d)", text)}
+    named |= {task for task, address in tasks.items() if re.search(rf"{re.escape(address)}(?!\d)", text)}
     me = ("worker", worker_index())
     others = sorted(named - {me})
-    if not named:  # (no task named at all: in a cluster of two, the peer is the other task)
-        tasks = {(job, index) for job, addresses in cluster.items() for index in range(len(addresses))}
-        others = sorted(tasks - {me}) if len(tasks) == 2 and me in tasks else []
+    if not named and len(tasks) == 2 and me in tasks:  # (no task named: in a cluster of two, the other one)
+        others = sorted(set(tasks) - {me})
     if len(others) == 1 and isinstance(error, tf.errors.UnavailableError):
         job, index = others[0]
         return f"/job:{job}/replica:0/task:{index} could not be reached (killed or crashed)"
